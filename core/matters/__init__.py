@@ -1,0 +1,46 @@
+"""Matting backends: ``matte(image, trimap) -> alpha, foreground``.
+
+Every backend is one module here with a :class:`Matter` subclass, plus one line in
+:data:`MATTERS`. Order matters for ``auto``: the first available wins, so FBA (when
+``models/FBA.pth`` is present) comes before the embedded closed-form default.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.registry import create_backend
+
+MATTERS = {
+    "fba": "core.matters.fba:FBAMatter",
+    "closed-form": "core.matters.closed_form:ClosedFormMatter",
+}
+
+
+class Matter:
+    """Base class. Subclasses set :attr:`name` and implement :meth:`matte`."""
+
+    name = "base"
+
+    @classmethod
+    def is_available(cls, **options) -> tuple[bool, str]:
+        return True, "embedded"
+
+    def matte(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Estimate alpha and foreground colours in the trimap's unknown band.
+
+        Args:
+            image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
+            trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
+        Returns:
+            ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``;
+            alpha is exactly 0 / 1 on the trimap's sure regions.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+def create_matter(name: str = "auto", **options) -> Matter:
+    """Build a matting backend by registry name (or ``auto``)."""
+    return create_backend("matting", MATTERS, name, **options)
