@@ -1,0 +1,189 @@
+"""Weight files the optional model backends use, described as data.
+
+This folder is also where users put the files themselves (``*.pth`` is git-ignored); see
+``models/README.md``. Each file is described by a :class:`WeightsRecord`:
+
+- :data:`FBA`: ``FBA.pth``, FBA Matting by its authors (non-commercial licence).
+- ``MASKRCNN_V1`` / ``MASKRCNN_V2``: torchvision's COCO Mask R-CNN ResNet-50 FPN weights
+  (the original model and the improved "v2"). Their file names, URLs and sizes are read
+  from torchvision's own ``Weights`` enums when first accessed, so importing this package
+  needs neither torch nor torchvision.
+
+The folder is ``$MODELS_DIR`` when set, else this package's directory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+FBA_LICENCE = ("non-commercial use only: trained on the Adobe Deep Image Matting dataset, "
+               "covered by its licence agreement")
+TORCHVISION_LICENCE = ("torchvision pretrained weights (BSD-3-Clause code); trained on COCO "
+                       "2017, whose terms of use also apply")
+
+
+def models_dir(override=None) -> Path:
+    """The folder weight files live in: ``override``, else ``$MODELS_DIR``, else ``models/``."""
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get("MODELS_DIR")
+    return Path(env).expanduser() if env else PACKAGE_DIR
+
+
+def torch_hub_checkpoints() -> Path | None:
+    """torch.hub's download cache (``$TORCH_HOME/hub/checkpoints``), or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """One weights file: where it comes from, what it is, and where we look for it.
+
+    Attributes:
+        name: short name, as used by ``python -m models.download --only NAME``.
+        filename: the file's name in the models folder (and in torch.hub's cache).
+        url: where to download it (for FBA, the authors' Google Drive link).
+        sha256: full SHA-256 of the file, or None when its publisher gives none (torchvision
+            files carry a hash prefix in their name, checked on download instead).
+        size_mb: approximate size in MB (10^6 bytes).
+        licence: the terms, in a sentence.
+        description: what the model does.
+        torchvision: also look in torch.hub's cache, where torchvision downloads to.
+        meta: extra facts (for torchvision weights, their ``meta``: categories...).
+    """
+
+    name: str
+    filename: str
+    url: str
+    sha256: str | None
+    size_mb: float
+    licence: str
+    description: str
+    torchvision: bool = False
+    meta: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def path(self, models_dir_override=None) -> Path:
+        """Where the file goes in the models folder (it may not exist)."""
+        return models_dir(models_dir_override) / self.filename
+
+    def find(self, models_dir=None) -> Path | None:
+        """The first existing copy: the models folder, then (torchvision weights) torch.hub's
+        cache. Returns None when there is none."""
+        candidates = [self.path(models_dir)]
+        if self.torchvision:
+            hub = torch_hub_checkpoints()
+            if hub is not None:
+                candidates.append(hub / self.filename)
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.filename} (~{self.size_mb:.0f} MB), {self.licence}"
+
+
+FBA = WeightsRecord(
+    name="fba",
+    filename="FBA.pth",
+    url="https://drive.google.com/file/d/1T_oiKDE_biWf2kqexMEN7ObWqtXAzbB1/view?usp=sharing",
+    sha256=None,  # the authors publish none; download.py prints the file's for pinning
+    size_mb=139,
+    licence=FBA_LICENCE,
+    description="FBA Matting (Forte and Pitie 2020), ResNet-50 GN+WS, trained on Adobe "
+                "Composition-1K: alpha, foreground and background from image + trimap",
+)
+FBA_DRIVE_ID = "1T_oiKDE_biWf2kqexMEN7ObWqtXAzbB1"
+
+# name -> (torchvision builder, weights enum class name, enum member)
+_TORCHVISION = {
+    "MASKRCNN_V1": ("maskrcnn", "maskrcnn_resnet50_fpn", "MaskRCNN_ResNet50_FPN_Weights",
+                    "COCO_V1", "Mask R-CNN ResNet-50 FPN (the original, v1), COCO"),
+    "MASKRCNN_V2": ("maskrcnn_v2", "maskrcnn_resnet50_fpn_v2",
+                    "MaskRCNN_ResNet50_FPN_V2_Weights", "COCO_V1",
+                    "Mask R-CNN ResNet-50 FPN v2 (improved recipe), COCO"),
+}
+_cache: dict[str, WeightsRecord] = {}
+
+
+def torchvision_weights(record_name: str):
+    """The torchvision ``Weights`` enum member behind ``MASKRCNN_V1`` / ``MASKRCNN_V2``."""
+    from torchvision.models import detection
+
+    _, _, enum_name, member, _ = _TORCHVISION[record_name]
+    return getattr(getattr(detection, enum_name), member)
+
+
+def _torchvision_record(record_name: str) -> WeightsRecord:
+    name, builder, _, _, description = _TORCHVISION[record_name]
+    weights = torchvision_weights(record_name)
+    return WeightsRecord(
+        name=name,
+        filename=weights.url.rsplit("/", 1)[-1],
+        url=weights.url,
+        sha256=None,
+        size_mb=float(weights.meta.get("_file_size", 0.0)),
+        licence=TORCHVISION_LICENCE,
+        description=f"{description} (torchvision.models.detection.{builder})",
+        torchvision=True,
+        meta=dict(weights.meta, builder=builder, weights=str(weights)),
+    )
+
+
+def __getattr__(attr: str):
+    """``MASKRCNN_V1`` / ``MASKRCNN_V2``, built from torchvision on first access."""
+    if attr in _TORCHVISION:
+        if attr not in _cache:
+            _cache[attr] = _torchvision_record(attr)
+        return _cache[attr]
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+def record(name: str) -> WeightsRecord:
+    """A record by its short name: ``fba``, ``maskrcnn`` or ``maskrcnn_v2``.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+    """
+    if name == FBA.name:
+        return FBA
+    for attr, spec in _TORCHVISION.items():
+        if spec[0] == name:
+            return __getattr__(attr)
+    raise KeyError(f"unknown weights {name!r}; known: {RECORD_NAMES}")
+
+
+RECORD_NAMES = (FBA.name, *(spec[0] for spec in _TORCHVISION.values()))
+
+
+def resolve_device(device="auto"):
+    """``"auto"`` -> CUDA when available else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as is.
+
+    Returns:
+        ``torch.device``.
+    Raises:
+        ValueError: an unknown name, or CUDA asked for where there is none.
+    """
+    import torch
+
+    name = str(device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; use auto, cpu or cuda")
+    return dev
