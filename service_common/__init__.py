@@ -1,0 +1,1 @@
+"""What both services share: configuration, errors, and the wire format."""
