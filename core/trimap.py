@@ -127,8 +127,9 @@ def mask_to_trimap(mask: np.ndarray, params: TrimapParams = TrimapParams()) -> n
 
 
 def has_person(trimap: np.ndarray) -> bool:
-    """True when the trimap marks any pixel as (possibly) foreground."""
-    return bool(np.any(trimap != BACKGROUND))
+    """True when the trimap has sure foreground. A band with no sure foreground inside is a
+    faint false detection (and gives the matting solver nothing to anchor alpha = 1)."""
+    return bool(np.any(trimap == FOREGROUND))
 
 
 def to_two_channel(trimap: np.ndarray) -> np.ndarray:

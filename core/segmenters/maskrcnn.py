@@ -1,0 +1,242 @@
+"""Person segmentation with torchvision's COCO Mask R-CNN (ResNet-50 FPN).
+
+``variant="v1"`` is ``maskrcnn_resnet50_fpn`` (the original service's model),
+``"v2"`` is ``maskrcnn_resnet50_fpn_v2`` (better masks, a little slower). The weights
+file is found through :mod:`models` (``models/`` first, then torch.hub's cache); nothing is
+ever downloaded here (``python -m models.download`` does that).
+
+The soft mask is the original's: the per-pixel mask probabilities of every detected person
+with score >= ``score_threshold`` (optionally only the ``max_people`` most confident),
+summed and clipped to ``[0, 1]``. The network sees the image resized so that its shorter
+side is ``inference_size`` (torchvision's own transform; masks are pasted back at the
+input size), which is what sets the speed on a CPU.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from core.segmenters import Segmenter
+
+log = logging.getLogger(__name__)
+
+VARIANTS = {"v1": "MASKRCNN_V1", "v2": "MASKRCNN_V2"}
+DEFAULT_INFERENCE_SIZE = 480
+# torchvision's defaults are 800 / 1333: keep their ratio for the longer side's cap.
+MAX_SIZE_RATIO = 1333 / 800
+DEFAULT_PROPOSALS = 1000  # torchvision's rpn_post_nms_top_n_test
+
+_MODELS: dict = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _record(variant: str):
+    if variant not in VARIANTS:
+        raise ValueError(f"Mask R-CNN variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+    import models
+
+    return getattr(models, VARIANTS[variant])
+
+
+def build_model(variant: str = "v1", num_classes: int = 91):
+    """The torchvision architecture with no weights (nothing is downloaded).
+
+    torchvision builds untrained models with ``BatchNorm2d`` where its COCO v1 model uses
+    ``FrozenBatchNorm2d`` with eps 0; in eval mode they compute the same thing once eps is
+    set to 0, which :func:`load_model` does for v1.
+    """
+    from torchvision.models.detection import maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
+
+    builder = maskrcnn_resnet50_fpn if variant == "v1" else maskrcnn_resnet50_fpn_v2
+    return builder(weights=None, weights_backbone=None, num_classes=num_classes)
+
+
+def load_model(variant: str, path, device):
+    """Build ``variant`` and load the state dict at ``path`` (strict), in eval mode.
+
+    Accepts torchvision's files (with or without BatchNorm ``num_batches_tracked``
+    counters) and ``{"state_dict" | "model": ...}`` wrappers.
+
+    Raises:
+        ValueError: the file does not fit the architecture.
+    """
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(checkpoint, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint = checkpoint[key]
+                break
+    state = {(k[len("module."):] if k.startswith("module.") else k): v
+             for k, v in checkpoint.items()}
+    categories = _record(variant).meta["categories"]
+    model = build_model(variant, num_classes=len(categories))
+    # Frozen BatchNorm saves no step counters; the BatchNorm2d of an untrained build has them.
+    for name, buf in model.state_dict().items():
+        if name.endswith("num_batches_tracked") and name not in state:
+            state[name] = torch.zeros_like(buf)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path} does not hold Mask R-CNN {variant} weights: "
+                         f"{str(exc)[:1000]}") from None
+    if variant == "v1":
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eps = 0.0
+    log.info("loaded Mask R-CNN %s weights from %s", variant, path)
+    return model.eval().to(device)
+
+
+def get_model(variant: str, path, device):
+    """The model for (variant, file, device), loaded once per process and shared, with a
+    lock that serialises its calls (its transform is reconfigured per call)."""
+    key = (variant, str(Path(path).resolve()), str(device))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = (load_model(variant, path, device), threading.Lock())
+        return _MODELS[key]
+
+
+class MaskRCNNSegmenter(Segmenter):
+    """COCO Mask R-CNN person masks.
+
+    Options (unknown ones are ignored):
+        variant: ``"v1"`` (default) or ``"v2"``.
+        weights_path: the ``.pth`` file (default: the record's file in ``models_dir`` or
+            torch.hub's cache).
+        models_dir: the models folder (default ``$MODELS_DIR`` or ``models/``).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        score_threshold: minimum detection score of a person, in ``[0, 1]`` (0.6).
+        inference_size: shorter side, in pixels, of the image the network sees (480;
+            torchvision's own default is 800). Smaller is faster and coarser.
+        max_people: keep only this many most confident people; None keeps all.
+        proposals: region proposals the box and mask heads examine (torchvision's 1000).
+            The heads' cost is proportional and does not shrink with ``inference_size``:
+            v2's convolutional box head spends most of its CPU time there, so 300 is a
+            sensible CPU setting for photos with a few people.
+    Raises (constructor):
+        ValueError: a bad option, or a weights file that does not fit.
+        FileNotFoundError: no weights file.
+    """
+
+    name = "maskrcnn"
+
+    @classmethod
+    def is_available(cls, variant="v1", weights_path=None, models_dir=None, device="auto",
+                     **_ignored) -> tuple[bool, str]:
+        try:
+            import torchvision  # noqa: F401
+        except ImportError as exc:
+            return False, f"torchvision is not installed ({exc})"
+        try:
+            record = _record(variant)
+        except ValueError as exc:
+            return False, str(exc)
+        path = Path(weights_path) if weights_path else record.find(models_dir)
+        if path is None or not path.is_file():
+            where = path if weights_path else (
+                f"{record.path(models_dir)} or torch.hub's cache")
+            flag = "maskrcnn" if variant == "v1" else "maskrcnn_v2"
+            return False, (f"no Mask R-CNN {variant} weights ({record.filename}) at {where}; "
+                           f"get them with 'python -m models.download --only {flag}'")
+        from models import resolve_device
+        try:
+            dev = resolve_device(device)
+        except ValueError as exc:
+            return False, str(exc)
+        return True, f"Mask R-CNN {variant}, weights {path}, {dev}"
+
+    def __init__(self, variant: str = "v1", weights_path=None, models_dir=None,
+                 device="auto", score_threshold: float = 0.6,
+                 inference_size: int = DEFAULT_INFERENCE_SIZE, max_people: int | None = None,
+                 proposals: int = DEFAULT_PROPOSALS, **_ignored):
+        from models import resolve_device
+
+        record = _record(variant)
+        if not 0.0 <= float(score_threshold) <= 1.0:
+            raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+        if not 32 <= int(inference_size) <= 4096:
+            raise ValueError(f"inference_size must lie in [32, 4096], got {inference_size}")
+        self.variant = variant
+        self.score_threshold = float(score_threshold)
+        self.inference_size = int(inference_size)
+        self.max_people = self._check_max_people(max_people)
+        if not 1 <= int(proposals) <= 10000:
+            raise ValueError(f"proposals must lie in [1, 10000], got {proposals}")
+        self.proposals = int(proposals)
+        self.device = resolve_device(device)
+        path = Path(weights_path) if weights_path else record.find(models_dir)
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"no Mask R-CNN {variant} weights "
+                                    f"({path or record.path(models_dir)})")
+        self.weights_path = path
+        self.person_label = record.meta["categories"].index("person")
+        self.model, self._lock = get_model(variant, path, self.device)
+
+    @staticmethod
+    def _check_max_people(value):
+        if value is None:
+            return None
+        if int(value) < 1:
+            raise ValueError(f"max_people must be a positive number or None, got {value}")
+        return int(value)
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every person detection above the threshold, most confident first.
+
+        Args:
+            image: ``uint8`` RGB ``H x W x 3``.
+        Returns:
+            ``(scores, masks)``: ``float32`` ``N`` and ``float32`` ``N x H x W`` in ``[0, 1]``.
+        Raises:
+            ValueError: not an ``H x W x 3`` ``uint8`` image.
+        """
+        import torch
+
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 H x W x 3, got {image.dtype} {image.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        tensor = tensor.to(self.device, torch.float32).div_(255.0)
+        with self._lock, torch.inference_mode():
+            transform = self.model.transform
+            transform.min_size = (self.inference_size,)
+            transform.max_size = round(self.inference_size * MAX_SIZE_RATIO)
+            self.model.roi_heads.score_thresh = min(0.05, self.score_threshold)
+            self.model.rpn._post_nms_top_n["testing"] = self.proposals
+            out = self.model([tensor])[0]
+        keep = (out["labels"] == self.person_label) & (out["scores"] >= self.score_threshold)
+        scores = out["scores"][keep]
+        masks = out["masks"][keep, 0]
+        order = torch.argsort(scores, descending=True)
+        return (scores[order].float().cpu().numpy(),
+                masks[order].float().cpu().numpy())
+
+    def segment(self, image: np.ndarray, *, max_people=...) -> np.ndarray:
+        """Soft mask of the people (see :meth:`core.segmenters.Segmenter.segment`).
+
+        Args:
+            image: ``uint8`` RGB ``H x W x 3``.
+            max_people: override the configured ``max_people`` for this call (None = all).
+        Returns:
+            ``float32`` ``H x W`` in ``[0, 1]``; zeros when nobody is found.
+        """
+        limit = self.max_people if max_people is ... else self._check_max_people(max_people)
+        scores, masks = self.detect(image)
+        if limit is not None:
+            masks = masks[:limit]
+        log.debug("Mask R-CNN: %d people above %.2f, using %d", len(scores),
+                  self.score_threshold, len(masks))
+        if len(masks) == 0:
+            return np.zeros(image.shape[:2], np.float32)
+        return np.clip(masks.sum(axis=0), 0.0, 1.0).astype(np.float32)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "variant": self.variant, "weights": str(self.weights_path),
+                "device": str(self.device), "score_threshold": self.score_threshold,
+                "inference_size": self.inference_size, "max_people": self.max_people,
+                "proposals": self.proposals}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv with this machine's python3 and install the project's requirements.
+# Usage: bash scripts/setup.sh [requirements-file]   (default: requirements.txt)
+# Re-running is cheap: it reinstalls only when the requirements files change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQS="${1:-requirements.txt}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $($PYTHON --version)"
+    "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(basename "$REQS")"
+digest=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    echo "setup: installing $REQS (torch, mediapipe, ...; a few minutes the first time)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQS"
+    echo "$digest" > "$stamp"
+fi

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from core.trimap import (BACKGROUND, FOREGROUND, UNKNOWN, TrimapParams, from_two_channel,
+                         mask_to_trimap, normalize_trimap, to_two_channel)
+
+
+def disc_mask(size=200, radius=50, soft=0):
+    yy, xx = np.mgrid[:size, :size]
+    d = np.hypot(yy - size / 2, xx - size / 2)
+    if soft == 0:
+        return (d <= radius).astype(np.float32)
+    return np.clip((radius + soft - d) / (2 * soft), 0, 1).astype(np.float32)
+
+
+def test_soft_mask_thresholds_and_band():
+    mask = disc_mask(soft=10)  # ramps from 1 at r=40 to 0 at r=60
+    trimap = mask_to_trimap(mask)
+    assert trimap.dtype == np.uint8 and set(np.unique(trimap)) == {BACKGROUND, UNKNOWN, FOREGROUND}
+    # Centre is sure foreground, corners sure background.
+    assert trimap[100, 100] == FOREGROUND and trimap[0, 0] == BACKGROUND
+    # The 0.1..0.9 ramp lies in the unknown band.
+    assert trimap[100, 100 + 50] == UNKNOWN
+    # Erosion: 10 iterations of a 5x5 ellipse move the sure foreground ~20 px inside r=42
+    # (mask >= 0.9 ends at r = 42).
+    row = trimap[100, 100:]
+    fg_end = np.flatnonzero(row == FOREGROUND)[-1]
+    assert 15 <= fg_end <= 25
+    # Dilation: the band reaches ~20 px beyond the last unknown pixel (r = 58).
+    bg_start = np.flatnonzero(row == BACKGROUND)[0]
+    assert 74 <= bg_start <= 82
+
+
+def test_iterations_and_kernel_are_parameters():
+    mask = disc_mask(soft=10)
+    narrow = mask_to_trimap(mask, TrimapParams(erode_iterations=2, dilate_iterations=2))
+    wide = mask_to_trimap(mask, TrimapParams(erode_iterations=10, dilate_iterations=10))
+    assert (narrow == UNKNOWN).sum() < (wide == UNKNOWN).sum()
+    big_kernel = mask_to_trimap(mask, TrimapParams(kernel_size=9))
+    assert (big_kernel == UNKNOWN).sum() > (wide == UNKNOWN).sum()
+
+
+def test_hard_mask_edge_never_becomes_background():
+    mask = disc_mask(soft=0)  # no unknown pixels at all
+    trimap = mask_to_trimap(mask)
+    assert np.all(trimap[mask > 0] != BACKGROUND)
+    assert trimap[100, 100] == FOREGROUND
+
+
+def test_binary_variant_erodes_once_dilates_five_times():
+    mask = disc_mask(soft=0)
+    params = TrimapParams.binary()
+    assert (params.erode_iterations, params.dilate_iterations) == (1, 5)
+    trimap = mask_to_trimap(mask, params)
+    row = trimap[100, 100:]
+    assert np.flatnonzero(row == FOREGROUND)[-1] in range(46, 50)
+    assert np.flatnonzero(row == BACKGROUND)[0] in range(57, 63)
+
+
+def test_band_scale_follows_person_size():
+    small = mask_to_trimap(disc_mask(100, 20, soft=2), TrimapParams(band_scale=0.1))
+    large = mask_to_trimap(disc_mask(400, 80, soft=8), TrimapParams(band_scale=0.1))
+    ratio = (large == UNKNOWN).sum() / (small == UNKNOWN).sum()
+    assert 10 < ratio < 22  # area scales with the square of the size (4x -> 16x)
+
+
+def test_no_person_gives_all_background():
+    trimap = mask_to_trimap(np.zeros((50, 60), np.float32))
+    assert np.all(trimap == BACKGROUND)
+
+
+def test_params_from_strings_and_validation():
+    params = TrimapParams.from_mapping({"fg_threshold": "0.8", "erode_iterations": "3", "other": "x"})
+    assert params.fg_threshold == 0.8 and params.erode_iterations == 3
+    assert TrimapParams.from_mapping({"method": "binary"}).dilate_iterations == 5
+    with pytest.raises(ValueError, match="fg_threshold"):
+        TrimapParams.from_mapping({"fg_threshold": "abc"})
+    with pytest.raises(ValueError, match="kernel_size"):
+        TrimapParams(kernel_size=0)
+    with pytest.raises(ValueError, match="method"):
+        TrimapParams(method="fuzzy")
+
+
+def test_two_channel_round_trip_and_user_trimaps():
+    trimap = mask_to_trimap(disc_mask(soft=10))
+    two = to_two_channel(trimap)
+    assert two.shape == (200, 200, 2)
+    assert np.array_equal(from_two_channel(two), trimap)
+    assert np.array_equal(normalize_trimap(two), trimap)
+    # A grey image with JPEG-like noise, and an RGB trimap, are read the same way.
+    noisy = trimap.astype(np.int16) + np.random.default_rng(0).integers(-5, 6, trimap.shape)
+    assert np.array_equal(normalize_trimap(np.clip(noisy, 0, 255).astype(np.uint8)), trimap)
+    assert np.array_equal(normalize_trimap(np.dstack([trimap] * 3)), trimap)
