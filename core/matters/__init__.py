@@ -13,6 +13,7 @@ from core.registry import create_backend
 MATTERS = {
     "fba": "core.matters.fba:FBAMatter",
     "closed-form": "core.matters.closed_form:ClosedFormMatter",
+    "guided-filter": "core.matters.guided_filter:GuidedFilterMatter",
 }
 
 

@@ -1,4 +1,4 @@
-"""Guided-filter matting: a cheap per-frame matte for video (about 5 ms at 360x240).
+"""Guided-filter matting: a cheap per-frame matte for video (milliseconds at 360x240).
 
 Closed-form matting solves a large sparse system per frame (~0.4 s at 360x240 with a
 wide band); that is far too slow for video. Here the alpha inside the trimap's unknown
@@ -7,15 +7,16 @@ Filtering", section on feathering/matting), which snaps the prior's transition t
 image's edges with a local linear model ``alpha ~ a * I + b`` in each window:
 
 - with only a trimap (:meth:`GuidedFilterMatter.matte`, the common backend interface),
-  the prior is a distance ramp across the band: ``d_bg / (d_bg + d_fg)``, with ``d_*``
-  the distance to the nearest sure-background / sure-foreground pixel;
+  the prior is a local colour model (:func:`color_prior`): each unknown pixel projected
+  between the nearby mean sure-background and sure-foreground colours, falling back to
+  a distance ramp across the band where those colours are alike;
 - the video loop passes the segmenter's soft mask as the prior instead
   (:meth:`GuidedFilterMatter.refine`), which already places the transition near the
   person's outline.
 
-Foreground colours come from blur-fusion (Germer et al. 2021, "Fast Multi-Level
-Foreground Estimation" / "blur fusion"): two passes of box-filtered foreground and
-background colour means, O(1) per pixel with ``cv2.blur``.
+Foreground colours come from blur fusion (Forte and Pitie 2021, "Approximate Fast
+Foreground Colour Estimation"): two passes of box-filtered foreground and background
+colour means, O(1) per pixel with ``cv2.blur``.
 
 Quality is below closed-form on fine hair (it cannot recover structure finer than the
 filter's window when the prior has none), but it is smooth, stable between frames and
@@ -56,12 +57,63 @@ def band_prior(trimap: np.ndarray) -> np.ndarray:
     return prior
 
 
+def _local_mean(image: np.ndarray, weight: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted box mean of ``image``; pixels with no weight in reach take the next size."""
+    out = np.zeros_like(image)
+    filled = np.zeros(weight.shape, bool)
+    weighted = image * weight[:, :, None]
+    for size in sizes:
+        w_mean = cv2.blur(weight, (size, size))
+        ok = (w_mean > 1e-3) & ~filled
+        if ok.any():
+            out[ok] = cv2.blur(weighted, (size, size))[ok] / w_mean[ok][:, None]
+            filled |= ok
+        if filled.all():
+            break
+    return out, filled
+
+
+def color_prior(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Alpha prior from local colour models, for when no soft mask is at hand.
+
+    Each unknown pixel is projected onto the line from the local mean sure-background
+    colour ``B`` to the local mean sure-foreground colour ``F`` (box means at growing
+    sizes until some sure pixels are in reach): ``alpha = (I - B).(F - B) / |F - B|^2``.
+    Where ``F`` and ``B`` are alike the projection means little, so it is blended with
+    :func:`band_prior`'s distance ramp by the colour contrast.
+
+    Args:
+        image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
+        trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
+    Returns:
+        ``float32`` ``H x W`` in ``[0, 1]``, exactly 0 / 1 on the sure regions.
+    """
+    ramp = band_prior(trimap)
+    sure_fg, sure_bg = trimap == FOREGROUND, trimap == BACKGROUND
+    if not ((trimap == UNKNOWN).any() and sure_fg.any() and sure_bg.any()):
+        return ramp
+    diag = float(np.hypot(*trimap.shape))
+    sizes = [max(int(diag * f), 3) for f in (0.02, 0.05, 0.12, 0.3)]
+    mean_f, ok_f = _local_mean(image, sure_fg.astype(np.float32), sizes)
+    mean_b, ok_b = _local_mean(image, sure_bg.astype(np.float32), sizes)
+    fb = mean_f - mean_b
+    contrast = (fb * fb).sum(axis=2)
+    projection = np.clip(((image - mean_b) * fb).sum(axis=2) / np.maximum(contrast, 1e-6), 0, 1)
+    trust = np.clip(contrast / 0.02, 0.0, 1.0) * (ok_f & ok_b)
+    prior = (trust * projection + (1.0 - trust) * ramp).astype(np.float32)
+    prior[sure_fg] = 1.0
+    prior[sure_bg] = 0.0
+    return prior
+
+
 def blur_fusion_foreground(image: np.ndarray, alpha: np.ndarray,
                            radii: tuple[int, int] | None = None) -> np.ndarray:
     """Foreground colours by two-pass blur fusion.
 
-    ``F = mean_F + alpha * (I - alpha * mean_F - (1 - alpha) * mean_B)`` with ``mean_F``,
-    ``mean_B`` alpha-weighted box means; a wide pass then a narrow one.
+    ``F = mean_F + alpha * (I - mean_B - alpha * (mean_F - mean_B))`` with ``mean_F``,
+    ``mean_B`` the alpha-weighted box means of the current foreground and background
+    estimates; a wide pass, then a narrow one. OpenCV arithmetic (2-3x faster than numpy
+    here, and it releases the GIL).
 
     Args:
         image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
@@ -71,19 +123,25 @@ def blur_fusion_foreground(image: np.ndarray, alpha: np.ndarray,
     Returns:
         ``float32`` ``H x W x 3`` in ``[0, 1]``; equal to ``image`` where ``alpha == 1``.
     """
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    alpha = np.ascontiguousarray(alpha, dtype=np.float32)
     if radii is None:
         diag = float(np.hypot(*alpha.shape))
         radii = (max(int(diag / 10), 3), max(int(diag / 70), 3))
-    a = alpha[:, :, None]
+    a3 = cv2.merge([alpha, alpha, alpha])
+    not_a3 = 1.0 - a3
     fg, bg = image, image
     for r in radii:
-        size = (r, r)
-        mean_a = cv2.blur(alpha, size)[:, :, None]
-        mean_f = cv2.blur(fg * a, size) / (mean_a + 1e-5)
-        mean_b = cv2.blur(bg * (1.0 - a), size) / ((1.0 - mean_a) + 1e-5)
-        fg = np.clip(mean_f + a * (image - a * mean_f - (1.0 - a) * mean_b), 0.0, 1.0)
+        size = (int(r), int(r))
+        mean_a = cv2.blur(alpha, size)
+        mean_a3 = cv2.merge([mean_a, mean_a, mean_a])
+        mean_f = cv2.divide(cv2.blur(cv2.multiply(fg, a3), size), mean_a3 + 1e-5)
+        mean_b = cv2.divide(cv2.blur(cv2.multiply(bg, not_a3), size), (1.0 + 1e-5) - mean_a3)
+        step = cv2.subtract(cv2.subtract(image, mean_b),
+                            cv2.multiply(a3, cv2.subtract(mean_f, mean_b)))
+        fg = np.clip(cv2.add(mean_f, cv2.multiply(a3, step)), 0.0, 1.0)
         bg = mean_b
-    return fg.astype(np.float32, copy=False)
+    return fg
 
 
 class GuidedFilterMatter(Matter):
@@ -100,7 +158,7 @@ class GuidedFilterMatter(Matter):
 
     name = "guided-filter"
 
-    def __init__(self, radius: int = 0, epsilon: float = 1e-3, subsample: float = 1.0,
+    def __init__(self, radius: int = 0, epsilon: float = 1e-2, subsample: float = 1.0,
                  **_unused):
         if radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
@@ -120,7 +178,7 @@ class GuidedFilterMatter(Matter):
         return self.radius or max(int(round(float(np.hypot(*shape[:2])) / 100)), 2)
 
     def matte(self, image, trimap):
-        """Alpha from the trimap's distance ramp refined by the guided filter.
+        """Alpha from the local-colour prior (:func:`color_prior`) refined by the guided filter.
 
         Args:
             image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
@@ -128,7 +186,7 @@ class GuidedFilterMatter(Matter):
         Returns:
             ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``.
         """
-        return self.refine(image, trimap, band_prior(trimap))
+        return self.refine(image, trimap, color_prior(image, trimap))
 
     def refine(self, image: np.ndarray, trimap: np.ndarray,
                prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
