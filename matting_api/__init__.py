@@ -11,6 +11,7 @@ Endpoints (see README "API"):
 """
 from __future__ import annotations
 
+import io
 import logging
 import time
 
@@ -25,6 +26,7 @@ from core.trimap import BACKGROUND, normalize_trimap
 from matting_api.segmentation_client import SegmentationClient
 from service_common.config import COMMON_SETTINGS, Setting, load_config
 from service_common.errors import APIError, register_error_handlers
+from service_common.timing import StageTimer
 from service_common.wire import (image_response, json_body, json_image, output_format, params,
                                  uploaded_bytes)
 
@@ -52,25 +54,8 @@ TRIMAP_PARAM_NAMES = ("method", "fg_threshold", "unknown_threshold", "binary_thr
 bp = Blueprint("matting", __name__)
 
 
-class Timer:
-    """Collects stage durations for the ``Server-Timing`` header."""
-
-    def __init__(self):
-        self.stages: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.stages[stage] = self.stages.get(stage, 0.0) + (now - self._last) * 1000.0
-        self._last = now
-
-    def header(self) -> str:
-        return ", ".join(f"{k};dur={v:.1f}" for k, v in self.stages.items())
-
-
 def _decode_trimap(data: bytes) -> np.ndarray:
     if data[:6] == NPY_MAGIC:
-        import io
         try:
             raw = np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as exc:
@@ -80,7 +65,7 @@ def _decode_trimap(data: bytes) -> np.ndarray:
     return normalize_trimap(raw)
 
 
-def _trimap_for(image, image_bytes, values, timer: Timer):
+def _trimap_for(image, image_bytes, values, timer: StageTimer):
     """The user's trimap if they sent one, else segmentation's (None: nobody found)."""
     user_trimap = uploaded_bytes("trimap", required=False)
     if user_trimap is not None:
@@ -116,7 +101,7 @@ def _matte_image(image, trimap, timer):
 
 @bp.post("/matte")
 def matte_endpoint():
-    timer = Timer()
+    timer = StageTimer()
     values = params()
     output_type = values.get("output", "composite")
     if output_type not in OUTPUT_TYPES or output_type == "mask":
@@ -155,7 +140,7 @@ def _legacy(background_key: str | None):
     background = DEFAULT_BACKGROUND
     if background_key is not None:
         background = json_image(body, background_key)
-    timer = Timer()
+    timer = StageTimer()
     trimap = _trimap_for(image, None, {}, timer)
     result = _matte_image(image, trimap, timer)
     return jsonify({"output": render(result, "composite", background, "cover").tolist()})

@@ -15,6 +15,7 @@ import requests
 
 from core.images import decode_image, encode_image
 from service_common.errors import APIError
+from service_common.timing import parse_server_timing
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class SegmentationClient:
         except requests.ConnectionError as exc:
             raise SegmentationUnavailable(self.url, f"cannot connect ({type(exc).__name__})") from None
         timing = {"round_trip_ms": (time.perf_counter() - started) * 1000.0,
-                  "server_ms": _server_ms(response.headers.get("Server-Timing", "")),
+                  "server_ms": sum(parse_server_timing(response.headers.get("Server-Timing", "")).values()),
                   "upload_bytes": len(body)}
         if response.status_code == 406:
             return None, timing
@@ -87,16 +88,6 @@ class SegmentationClient:
             return {"url": self.url, "reachable": response.ok, **response.json()}
         except (requests.RequestException, ValueError) as exc:
             return {"url": self.url, "reachable": False, "error": type(exc).__name__}
-
-
-def _server_ms(header: str) -> float:
-    """Sum of the ``dur=`` values of a ``Server-Timing`` header."""
-    total = 0.0
-    for part in header.split(","):
-        for item in part.split(";"):
-            if item.strip().startswith("dur="):
-                total += float(item.strip()[4:])
-    return total
 
 
 def _error_text(response: requests.Response) -> str:

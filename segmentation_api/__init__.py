@@ -9,7 +9,6 @@ Endpoints (see README "API"):
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 from flask import Blueprint, Flask, current_app, jsonify
@@ -19,6 +18,7 @@ from core.segmenters import create_segmenter
 from core.trimap import TrimapParams, has_person, mask_to_trimap, to_two_channel
 from service_common.config import COMMON_SETTINGS, TRIMAP_SETTINGS, Setting, load_config, trimap_defaults
 from service_common.errors import APIError, register_error_handlers
+from service_common.timing import StageTimer
 from service_common.wire import image_response, json_body, json_image, output_format, params, read_image
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,19 @@ SETTINGS = [
 bp = Blueprint("segmentation", __name__)
 
 
-def _segment(image: np.ndarray) -> tuple[np.ndarray, float]:
-    started = time.perf_counter()
+def _decode_and_segment(timer: StageTimer) -> np.ndarray:
+    image = read_image()
+    timer.lap("decode")
     mask = current_app.extensions["segmenter"].segment(image)
-    return mask, (time.perf_counter() - started) * 1000.0
+    timer.lap("segment")
+    return mask
+
+
+def _timed_response(out: np.ndarray, fmt: str, timer: StageTimer, headers: dict):
+    response = image_response(out, fmt, headers)
+    timer.lap("encode")
+    response.headers["Server-Timing"] = timer.header()
+    return response
 
 
 def _request_trimap_params(values: dict) -> TrimapParams:
@@ -47,34 +56,33 @@ def _request_trimap_params(values: dict) -> TrimapParams:
 
 @bp.post("/trimap")
 def trimap_endpoint():
+    timer = StageTimer()
     values = params()
     trimap_params = _request_trimap_params(values)
     fmt = output_format(values)
-    image = read_image()
-    mask, seg_ms = _segment(image)
-    started = time.perf_counter()
+    mask = _decode_and_segment(timer)
     trimap = mask_to_trimap(mask, trimap_params)
-    timing = f"segment;dur={seg_ms:.1f}, trimap;dur={(time.perf_counter() - started) * 1000:.1f}"
+    timer.lap("trimap")
     if not has_person(trimap):
-        raise APIError(406, "no person found in the image", "no_person",
-                       timing={"segment_ms": round(seg_ms, 1)})
-    return image_response(trimap, fmt, {"X-Person-Found": "true", "Server-Timing": timing})
+        raise APIError(406, "no person found in the image", "no_person")
+    return _timed_response(trimap, fmt, timer, {"X-Person-Found": "true"})
 
 
 @bp.post("/mask")
 def mask_endpoint():
+    timer = StageTimer()
     fmt = output_format(params())
-    mask, seg_ms = _segment(read_image())
+    mask = _decode_and_segment(timer)
     out = mask.astype(np.float32) if fmt == "npy" else to_uint8(mask)
-    return image_response(out, fmt, {"X-Person-Found": str(bool((mask >= 0.5).any())).lower(),
-                                     "Server-Timing": f"segment;dur={seg_ms:.1f}"})
+    return _timed_response(out, fmt, timer,
+                           {"X-Person-Found": str(bool((mask >= 0.5).any())).lower()})
 
 
 @bp.post("/")
 def legacy_json():
     """The original API: ``{"image": HxWx3 list}`` -> ``{"trimap": HxWx2 list}`` or 406."""
     image = json_image(json_body())
-    mask, _ = _segment(image)
+    mask = current_app.extensions["segmenter"].segment(image)
     trimap = mask_to_trimap(mask, current_app.extensions["trimap_defaults"])
     if not has_person(trimap):
         return jsonify({"error": "no person found in the image", "code": "no_person"}), 406

@@ -47,6 +47,9 @@ def test_segmenter_finds_nobody_in_an_empty_scene(segmenter):
     assert (segmenter.segment(rocket) > 0.5).mean() < 0.02  # a launch pad, no people
 
 
+MAX_BAND_ERROR = {"closed-form": 0.04, "guided-filter": 0.12}
+
+
 def synthetic_matte_case(astronaut):
     """A photo made by compositing with a known, soft alpha."""
     rng = np.random.default_rng(1)
@@ -72,8 +75,9 @@ def test_matter_recovers_a_known_alpha(matter, astronaut):
     unknown = trimap == UNKNOWN
     if matter.name == "fba" and getattr(matter, "random_weights", False):
         pytest.skip("FBA with random weights: numbers checked against the reference instead")
-    # Mean absolute alpha error in the band far below a blind guess (~0.3).
-    assert np.abs(alpha - true_alpha)[unknown].mean() < 0.08
+    # Mean absolute alpha error in the band, far below a blind guess (~0.3); each method
+    # has its own tolerance, as in pymatting's tests.
+    assert np.abs(alpha - true_alpha)[unknown].mean() < MAX_BAND_ERROR.get(matter.name, 0.08)
     assert np.all(alpha[trimap == FOREGROUND] > 0.99) and np.all(alpha[trimap == BACKGROUND] < 0.01)
 
 

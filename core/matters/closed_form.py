@@ -86,9 +86,14 @@ def _solve_downscaled(image, trimap, scale, **solver):
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, trimap: np.ndarray,
-                        regularization: float = 1e-5) -> np.ndarray:
+                        regularization: float = 1e-5, max_pixels: int = 300_000) -> np.ndarray:
     """Foreground colours where alpha is fractional (pymatting's multi-level method);
     the image itself elsewhere.
+
+    The estimate runs on the unknown band's bounding box; past ``max_pixels`` on a
+    downscaled copy of it (foreground colours vary slowly across a band, and only pixels
+    with 0 < alpha < 1 take the estimate; the rest keep the photo's own full-resolution
+    colours). ``max_pixels=0`` always works at full resolution.
 
     Returns:
         ``float32`` ``H x W x 3`` in ``[0, 1]``.
@@ -99,9 +104,19 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, trimap: np.ndarray
     box = unknown_bbox(trimap, margin=4)
     if box is None:
         return foreground
-    sub_fg = estimate_foreground_ml(image[box].astype(np.float64), alpha[box].astype(np.float64),
-                                    regularization=regularization)
-    foreground[box] = np.clip(sub_fg, 0.0, 1.0)
+    sub_image, sub_alpha = image[box], alpha[box]
+    h, w = sub_alpha.shape
+    scale = np.sqrt(h * w / max_pixels) if max_pixels and h * w > max_pixels else 1.0
+    if scale > 1.0:
+        size = (max(int(round(w / scale)), 8), max(int(round(h / scale)), 8))
+        sub_image = cv2.resize(sub_image, size, interpolation=cv2.INTER_AREA)
+        sub_alpha = cv2.resize(sub_alpha, size, interpolation=cv2.INTER_AREA)
+    sub_fg = estimate_foreground_ml(sub_image.astype(np.float64), sub_alpha.astype(np.float64),
+                                    regularization=regularization).astype(np.float32)
+    if scale > 1.0:
+        sub_fg = cv2.resize(sub_fg, (w, h), interpolation=cv2.INTER_LINEAR)
+    fractional = (alpha[box] > 0.0) & (alpha[box] < 1.0)
+    foreground[box][fractional] = np.clip(sub_fg[fractional], 0.0, 1.0)
     return foreground
 
 

@@ -1,0 +1,30 @@
+"""Stage timings for the ``Server-Timing`` response header (milliseconds per stage)."""
+from __future__ import annotations
+
+import time
+
+
+class StageTimer:
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the previous lap to ``stage``."""
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + (now - self._last) * 1000.0
+        self._last = now
+
+    def header(self) -> str:
+        return ", ".join(f"{k};dur={v:.1f}" for k, v in self.stages.items())
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """``"a;dur=1.5, b;dur=2"`` -> ``{"a": 1.5, "b": 2.0}``."""
+    stages = {}
+    for part in header.split(","):
+        name, _, rest = part.strip().partition(";")
+        for item in rest.split(";"):
+            if item.strip().startswith("dur="):
+                stages[name] = float(item.strip()[4:])
+    return stages
