@@ -16,7 +16,7 @@ import logging
 import time
 
 import numpy as np
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify
 
 from core.compositing import DEFAULT_BACKGROUND, FIT_MODES
 from core.images import NPY_MAGIC, decode_image
@@ -24,11 +24,18 @@ from core.matters import create_matter
 from core.pipeline import OUTPUT_TYPES, matte_with_trimap, render
 from core.trimap import BACKGROUND, normalize_trimap
 from matting_api.segmentation_client import SegmentationClient
-from service_common.config import COMMON_SETTINGS, Setting, load_config
-from service_common.errors import APIError, register_error_handlers
+from service_common.app import new_app
+from service_common.config import COMMON_SETTINGS, Setting
+from service_common.errors import APIError
 from service_common.timing import StageTimer
-from service_common.wire import (image_response, json_body, json_image, output_format, params,
-                                 uploaded_bytes)
+from service_common.wire import (
+    image_response,
+    json_body,
+    json_image,
+    output_format,
+    params,
+    uploaded_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +192,7 @@ def create_app(config: dict | None = None) -> Flask:
         config: overrides of :data:`SETTINGS` keys (defaults < environment < this).
             ``MATTER`` may hold a ready matting backend instance.
     """
-    app = Flask(__name__)
-    app.config.from_mapping(load_config(SETTINGS, overrides=config))
-    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024
-    app.json.sort_keys = False
+    app = new_app(__name__, SETTINGS, config)
     matter = app.config.get("MATTER") or create_matter(
         app.config["BACKEND"], device=app.config["DEVICE"],
         models_dir=app.config["MODELS_DIR"] or None,
@@ -200,6 +204,5 @@ def create_app(config: dict | None = None) -> Flask:
                                                         app.config["SEGMENTATION_TIMEOUT"])
     log.info("matting service ready: backend %s, segmentation at %s",
              matter.describe(), app.config["SEGMENTATION_URL"])
-    register_error_handlers(app)
     app.register_blueprint(bp)
     return app

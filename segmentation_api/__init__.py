@@ -16,10 +16,23 @@ from flask import Blueprint, Flask, current_app, jsonify
 from core.images import to_uint8
 from core.segmenters import create_segmenter
 from core.trimap import TrimapParams, has_person, mask_to_trimap, to_two_channel
-from service_common.config import COMMON_SETTINGS, TRIMAP_SETTINGS, Setting, load_config, trimap_defaults
-from service_common.errors import APIError, register_error_handlers
+from service_common.app import new_app
+from service_common.config import (
+    COMMON_SETTINGS,
+    TRIMAP_SETTINGS,
+    Setting,
+    trimap_defaults,
+)
+from service_common.errors import APIError
 from service_common.timing import StageTimer
-from service_common.wire import image_response, json_body, json_image, output_format, params, read_image
+from service_common.wire import (
+    image_response,
+    json_body,
+    json_image,
+    output_format,
+    params,
+    read_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +116,12 @@ def create_app(config: dict | None = None) -> Flask:
         config: overrides of :data:`SETTINGS` keys (defaults < environment < this).
             ``SEGMENTER`` may hold a ready segmenter instance (tests, notebooks).
     """
-    app = Flask(__name__)
-    app.config.from_mapping(load_config(SETTINGS, overrides=config))
-    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024
-    app.json.sort_keys = False
+    app = new_app(__name__, SETTINGS, config)
     segmenter = app.config.get("SEGMENTER") or create_segmenter(
         app.config["BACKEND"], device=app.config["DEVICE"],
         models_dir=app.config["MODELS_DIR"] or None)
     app.extensions["segmenter"] = segmenter
     app.extensions["trimap_defaults"] = trimap_defaults(app.config)
     log.info("segmentation service ready: backend %s", segmenter.describe())
-    register_error_handlers(app)
     app.register_blueprint(bp)
     return app

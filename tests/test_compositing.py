@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from core.compositing import (blur, composite, cutout, fit_image, make_background, parse_color)
+from core.compositing import (
+    blur,
+    composite,
+    cutout,
+    fit_image,
+    make_background,
+    parse_color,
+)
 
 
 def test_parse_colors():

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import (ImageError, decode_image, encode_image, format_for_path,
-                         image_from_array)
+from core.images import (
+    ImageError,
+    decode_image,
+    encode_image,
+    format_for_path,
+    image_from_array,
+)
 
 
 def encoded(img: Image.Image, fmt="PNG", **kw) -> bytes:

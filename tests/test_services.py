@@ -12,9 +12,15 @@ import requests
 from PIL import Image
 
 from core.compositing import fit_image
-from core.images import decode_image, encode_image, read_image_file
+from core.images import decode_image, encode_image
 from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, to_two_channel
-from service_common.processes import REPO_ROOT, free_port, start_service, stop, wait_healthy
+from service_common.processes import (
+    REPO_ROOT,
+    free_port,
+    start_service,
+    stop,
+    wait_healthy,
+)
 from tests.conftest import SAMPLES
 
 TIMEOUT = 120

@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from core.trimap import (BACKGROUND, FOREGROUND, UNKNOWN, TrimapParams, from_two_channel,
-                         mask_to_trimap, normalize_trimap, to_two_channel)
+from core.trimap import (
+    BACKGROUND,
+    FOREGROUND,
+    UNKNOWN,
+    TrimapParams,
+    from_two_channel,
+    mask_to_trimap,
+    normalize_trimap,
+    to_two_channel,
+)
 
 
 def disc_mask(size=200, radius=50, soft=0):
