@@ -18,13 +18,13 @@ SIZE = (240, 360)  # height, width: the original notebook's 360x240
 def clip(source: Path, target: Path, first: int, count: int, crf: int = 23) -> None:
     with VideoReader(source, size=SIZE, fit="cover", max_frames=first + count) as reader:
         fmt = video_format("composite", ".mp4", preset="slow", crf=crf)
-        with EncodedVideoWriter(target, fmt, SIZE, reader.info.fps, reader.info.time_base) as out:
-            start = None
+        # Both sources are constant-rate: write exact 1/fps timestamps (the .mkv's are
+        # rounded to milliseconds, which would make the rate read 29.99).
+        fps = round(reader.info.fps)
+        with EncodedVideoWriter(target, fmt, SIZE, fps) as out:
             for frame in reader:
-                if frame.index < first:
-                    continue
-                start = frame.pts if start is None else start
-                out.write(frame.image, frame.pts - start)
+                if frame.index >= first:
+                    out.write(frame.image)
     print(f"{target.name}: {out.frames_written} frames, {target.stat().st_size // 1024} KiB")
 
 
