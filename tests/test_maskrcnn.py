@@ -73,40 +73,39 @@ def test_segment_real_code_path(weights):
     ok, why = MaskRCNNSegmenter.is_available(variant=variant, models_dir=path.parent)
     assert ok, why
     seg = MaskRCNNSegmenter(variant=variant, models_dir=path.parent, device="cpu",
-                            inference_size=96, score_threshold=0.5, proposals=50,
+                            inference_size=64, score_threshold=0.8, proposals=10,
                             unrelated_option=True)
     image = photo()
     scores, masks = seg.detect(image)
-    assert len(scores) > 0, "the biased person logit should give detections"
-    assert np.all(np.diff(scores) <= 0) and scores.min() >= 0.5
+    assert len(scores) >= 2, "the biased person logit should give detections"
+    assert np.all(np.diff(scores) <= 0) and scores.min() >= 0.8
     assert masks.shape == (len(scores), *image.shape[:2]) and masks.dtype == np.float32
     mask = seg.segment(image)
     assert mask.shape == image.shape[:2] and mask.dtype == np.float32
-    assert 0.0 <= mask.min() and mask.max() <= 1.0
+    assert 0.0 <= mask.min() and mask.max() <= 1.0 and mask.max() > 0
     np.testing.assert_allclose(mask, np.clip(masks.sum(0), 0, 1), atol=1e-6)
     one = seg.segment(image, max_people=1)
     np.testing.assert_allclose(one, np.clip(masks[0], 0, 1), atol=1e-6)
     assert seg.describe()["variant"] == variant
 
 
+def test_max_people_option(weights):
+    variant, path = weights
+    seg = MaskRCNNSegmenter(variant=variant, weights_path=path, device="cpu",
+                            inference_size=64, score_threshold=0.8, proposals=10,
+                            max_people=1)
+    image = photo()
+    one, everyone = seg.segment(image), seg.segment(image, max_people=None)
+    assert np.all(one <= everyone + 1e-6) and everyone.sum() > one.sum() > 0
+
+
 def test_nobody_above_threshold_gives_zeros(weights):
     variant, path = weights
     seg = MaskRCNNSegmenter(variant=variant, weights_path=path, device="cpu",
-                            inference_size=64, score_threshold=1.0, proposals=50)
+                            inference_size=64, score_threshold=1.0, proposals=10)
     image = photo()
     mask = seg.segment(image)
     assert mask.shape == image.shape[:2] and mask.dtype == np.float32 and not mask.any()
-
-
-def test_max_people_keeps_the_most_confident(weights):
-    variant, path = weights
-    seg = MaskRCNNSegmenter(variant=variant, weights_path=path, device="cpu",
-                            inference_size=64, score_threshold=0.5, max_people=1,
-                            proposals=50)
-    image = photo()
-    scores, masks = seg.detect(image)
-    np.testing.assert_allclose(seg.segment(image), np.clip(masks[0], 0, 1), atol=1e-6)
-    assert seg.segment(image, max_people=None).sum() >= seg.segment(image).sum()
 
 
 def test_unavailable_without_weights(tmp_path):
