@@ -73,7 +73,7 @@ def _open(opener, url: str, connect_timeout: float):
         return opener.open(request, timeout=connect_timeout)
     except urllib.error.HTTPError as exc:
         raise NetworkError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NetworkError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {reason}") from None
 
@@ -86,7 +86,7 @@ def _stream_to(response, part: Path) -> int:
         while True:
             try:
                 chunk = response.read(1 << 20)
-            except (socket.timeout, OSError) as exc:
+            except OSError as exc:
                 raise NetworkError(f"download interrupted: {exc}") from None
             if not chunk:
                 break
@@ -101,7 +101,7 @@ def _stream_to(response, part: Path) -> int:
 
 def _drive_confirm_url(page: str) -> str | None:
     """The real download link on Google Drive's "can't scan this file" page."""
-    form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page, re.S)
+    form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page, re.DOTALL)
     if form:
         action = html.unescape(form.group(1))
         fields = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*'
@@ -207,7 +207,7 @@ def probe(url: str, connect_timeout: float) -> None:
         urllib.request.urlopen(request, timeout=connect_timeout).close()
     except urllib.error.HTTPError:
         return  # the server answered: the network works
-    except (urllib.error.URLError, socket.timeout, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NetworkError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {reason}") from None
 
@@ -224,7 +224,7 @@ def fetch_torchvision(record, folder: Path, connect_timeout: float) -> None:
                                            check_hash=True, weights_only=True)
     except RuntimeError as exc:  # torch.hub's hash mismatch
         raise VerificationError(str(exc)) from None
-    except (urllib.error.URLError, socket.timeout, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise NetworkError(f"download of {record.url} failed: {exc}") from None
     finally:
         socket.setdefaulttimeout(previous)

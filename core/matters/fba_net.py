@@ -242,8 +242,7 @@ def extract_state_dict(checkpoint) -> dict[str, torch.Tensor]:
     if not isinstance(checkpoint, dict) or not checkpoint or not all(
             isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise ValueError("checkpoint is not a state dict of tensors (nor {'state_dict': ...})")
-    return {(k[len("module."):] if k.startswith("module.") else k): v
-            for k, v in checkpoint.items()}
+    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
 
 
 def load_fba(path, device="cpu") -> FBANet:

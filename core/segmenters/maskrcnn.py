@@ -71,8 +71,7 @@ def load_model(variant: str, path, device):
             if isinstance(checkpoint.get(key), dict):
                 checkpoint = checkpoint[key]
                 break
-    state = {(k[len("module."):] if k.startswith("module.") else k): v
-             for k, v in checkpoint.items()}
+    state = {k.removeprefix("module."): v for k, v in checkpoint.items()}
     categories = _record(variant).meta["categories"]
     model = build_model(variant, num_classes=len(categories))
     # Frozen BatchNorm saves no step counters; the BatchNorm2d of an untrained build has them.
