@@ -299,13 +299,14 @@ class BackgroundSource:
 
     def _video_frame(self, t: float) -> np.ndarray:
         if self._duration is not None:
-            t = t % self._duration
+            # 1 us of slack: 0.6 % 0.5 is 0.0999..., and should show the frame at 0.1 s.
+            t = (t + 1e-6) % self._duration
             if self._cache is not None:  # the whole clip is in memory
                 i = int(np.searchsorted(self._cache_times, t, side="right")) - 1
                 return self._cache[max(i, 0)][1]
             if t < self._current.time:
                 self._restart()
-        while self._next is not None and self._next.time <= t:
+        while self._next is not None and self._next.time <= t + 1e-6:
             self._current, self._next = self._next, next(self._frames, None)
             self._remember(self._current)
         if self._next is None and self._duration is None:
