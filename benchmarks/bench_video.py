@@ -20,7 +20,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
+import io
 import logging
 import os
 import platform
@@ -31,9 +33,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.images import to_float
 from core.matters import create_matter
+from core.registry import BackendUnavailable
 from core.segmenters import create_segmenter
-from core.video import FrameProcessor, VideoReader, convert_video, flicker, probe
+from core.trimap import mask_to_trimap
+from core.video import (
+    VIDEO_TRIMAP,
+    BackgroundSource,
+    EncodedVideoWriter,
+    FrameProcessor,
+    TemporalSmoother,
+    VideoReader,
+    composite_uint8,
+    convert_video,
+    flicker,
+    probe,
+    reuse_freed_memory,
+    video_format,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
 STILL, MOVING = 2.0, 12.0
@@ -49,12 +67,61 @@ def speed(paths, background, size, segmenter, matter, max_frames, workdir) -> tu
     frames, seconds = 0, 0.0
     for i, path in enumerate(paths):
         out = Path(workdir) / f"speed_{i}.mp4"
-        result = convert_video(path, background=background, output=out, segmenter=segmenter,
-                               matter=matter, size=size, max_frames=max_frames, progress=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # pymatting prints solver warnings
+            result = convert_video(path, background=background, output=out, segmenter=segmenter,
+                                   matter=matter, size=size, max_frames=max_frames,
+                                   progress=False)
         frames += result.frames
         seconds += result.seconds
         out.unlink()
     return frames, seconds
+
+
+def stages(path, background, size, segmenter, matter, max_frames, workdir) -> dict:
+    """Milliseconds per frame of each stage, run one after another in one thread."""
+    reuse_freed_memory()
+    times = dict.fromkeys(("decode", "background", "segment", "smooth + trimap", "matte",
+                           "composite", "encode"), 0.0)
+    source = BackgroundSource(background, size)
+    smoother, mask_before, alpha_before = TemporalSmoother(), None, None
+    outputs, n = [], 0
+    clock = time.perf_counter
+    with VideoReader(path, size=size, max_frames=max_frames) as reader:
+        frames = iter(reader)
+        while True:
+            t0 = clock()
+            frame = next(frames, None)
+            times["decode"] += clock() - t0
+            if frame is None:
+                break
+            n += 1
+            t0 = clock()
+            bg = source.frame_at(frame.time)
+            t1 = clock()
+            mask = segmenter.segment(frame.image)
+            t2 = clock()
+            smoother.observe(frame.image)
+            mask = mask_before = smoother.blend(mask_before, mask)
+            trimap = mask_to_trimap(mask, VIDEO_TRIMAP)
+            t3 = clock()
+            image_f = to_float(frame.image)
+            alpha, foreground = (matter.refine(image_f, trimap, mask) if hasattr(matter, "refine")
+                                 else matter.matte(image_f, trimap))
+            alpha = alpha_before = smoother.blend(alpha_before, alpha)
+            t4 = clock()
+            outputs.append(composite_uint8(foreground, alpha, bg))
+            t5 = clock()
+            for key, a, b in (("background", t0, t1), ("segment", t1, t2),
+                              ("smooth + trimap", t2, t3), ("matte", t3, t4), ("composite", t4, t5)):
+                times[key] += b - a
+    source.close()
+    t0 = clock()
+    fmt = video_format("composite", ".mp4")
+    with EncodedVideoWriter(Path(workdir) / "stages.mp4", fmt, size, reader.info.fps) as writer:
+        for image in outputs:
+            writer.write(image)
+    times["encode"] = clock() - t0
+    return {k: 1000 * v / max(n, 1) for k, v in times.items()}
 
 
 def alphas(path, size, segmenter, matter, smoothing, max_frames) -> tuple[list, list]:
@@ -110,12 +177,23 @@ def main() -> None:
         print("\nspeed: convert_video, composite over the room video, H.264 out "
               "(frames per second, whole run)")
         for name in args.matters:
-            matter = create_matter(name)
+            try:
+                matter = create_matter(name)
+            except BackendUnavailable as exc:
+                print(f"  {name:14s} skipped: {exc}")
+                continue
             limit = args.closed_form_frames if name == "closed-form" else args.max_frames
             for label, size in (("360x240", "360x240"), ("source", None)):
                 frames, seconds = speed(paths, background, size, segmenter, matter, limit, workdir)
                 print(f"  {name:14s} {label:8s} {frames:5d} frames in {seconds:6.1f} s = "
                       f"{frames / seconds:6.1f} frames/s")
+        print("\nwhere the time goes: each stage in turn, one thread, guided-filter "
+              "(ms per frame, first asl clip)")
+        matter = create_matter("guided-filter")
+        for label, size in (("360x240", (240, 360)), ("source", probe(paths[0]).size)):
+            ms = stages(paths[0], background, size, segmenter, matter, args.max_frames, workdir)
+            print(f"  {label:8s} " + "  ".join(f"{k} {v:.1f}" for k, v in ms.items())
+                  + f"  | total {sum(ms.values()):.1f}")
     if args.no_flicker:
         return
     print("\nflicker at 360x240, guided-filter: mean |alpha change| x 1000 between frames where "

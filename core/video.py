@@ -214,10 +214,24 @@ class VideoReader:
             if last is not None and pts <= last:  # keep timestamps strictly increasing
                 pts = last + 1
             last = pts
-            image = av_frame.to_ndarray(format="rgb24")
-            if self.size is not None:
-                image = fit_image(image, self.size, self.fit)
-            yield Frame(np.ascontiguousarray(image), index, int(pts), tb)
+            yield Frame(self._rgb(av_frame), index, int(pts), tb)
+
+    def _rgb(self, av_frame) -> np.ndarray:
+        """The frame as ``uint8`` RGB at ``self.size``: FFmpeg's swscale converts and scales
+        in one pass (area averaging, ~2x faster than converting then ``cv2.resize``), then
+        :func:`core.compositing.fit_image` crops or pads to the exact size."""
+        if self.size is None:
+            return av_frame.to_ndarray(format="rgb24")
+        h, w = self.size
+        ih, iw = av_frame.height, av_frame.width
+        if self.fit == "stretch":
+            nw, nh = w, h
+        else:
+            scale = max(h / ih, w / iw) if self.fit == "cover" else min(h / ih, w / iw)
+            nw, nh = max(int(round(iw * scale)), 1), max(int(round(ih * scale)), 1)
+        if (nw, nh) != (iw, ih):
+            av_frame = av_frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA")
+        return np.ascontiguousarray(fit_image(av_frame.to_ndarray(format="rgb24"), self.size, self.fit))
 
     def close(self) -> None:
         self._container.close()
