@@ -1,33 +1,129 @@
-"""Embedded person segmentation with MediaPipe (models ship inside the wheel).
+"""Embedded person segmentation with MediaPipe (every model ships inside the wheel).
 
-The selfie model works at 256x256 (``general``) or 144x256 (``landscape``); it is made
-for people close to the camera.
+Two modes (constructor option ``mode``):
+
+- ``"fast"``: the selfie segmentation model alone on the whole image (``model="general"``,
+  256x256, or ``"landscape"``, 144x256). A few milliseconds a frame; made for people close
+  to the camera, blobby on a whole body that is small in the frame.
+- ``"accurate"`` (default): every person is found and segmented on their own, and the
+  models are combined per person:
+
+  1. :meth:`~core.segmenters.person_detection.PoseModels.find_people`: MediaPipe's pose
+     detector finds the people (looking again with those found greyed out), and the pose
+     landmark model gives each one landmarks and a soft body mask (good on whole bodies).
+  2. The selfie model runs on the whole image (who stands out, how much of each person it
+     sees) and on a crop around each person at its working size (detail on close-ups).
+  3. Everyone the detector finds on its first look is kept. People found only on a
+     second look (with the others greyed out) are kept when they are a main subject: at
+     least ``main_subject_ratio`` of the biggest person's area or torso length, or the
+     selfie model, shown their neighbourhood (a crop three times their size), sees them
+     as a person standing out (mean ``context_support`` over their body). So bystanders
+     in a crowd behind the subject stay background, and a person whom the detector
+     merged with a neighbour, or missed at first, is still found.
+  4. Per person: a whole body (torso shorter than ``close_up_torso`` of the image height)
+     takes the pose mask, nudged by the crop's selfie mask (``pose_weight``); a close-up
+     takes the larger of the two (the pose mask is coarse there, the selfie mask sharp).
+  5. People are merged with ``max``. Where the whole-image selfie mask finds a person far
+     from everyone the pose model found (a person the detector missed), and that blob is
+     as big as a main subject, the selfie mask is used there.
+
+The mask stays soft (both models give probabilities), so the trimap's unknown band
+follows the real uncertainty. See ``docs/segmentation.md`` for the figures.
 """
 from __future__ import annotations
 
 import logging
 import threading
 
+import cv2
 import numpy as np
 
 from core.segmenters import Segmenter
 
 log = logging.getLogger(__name__)
 
+MODES = ("accurate", "fast")
+SELFIE_MODELS = ("general", "landscape")
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _box_around(body: np.ndarray, margin: float) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` of the true pixels of ``body``, grown by ``margin`` times the
+    longer side and clipped to the image; ``None`` if ``body`` is empty."""
+    ys, xs = np.nonzero(body)
+    if ys.size == 0:
+        return None
+    height, width = body.shape
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    grow = margin * max(x1 - x0, y1 - y0)
+    return (int(max(0, x0 - grow)), int(max(0, y0 - grow)),
+            int(min(width, x1 + grow)), int(min(height, y1 + grow)))
+
 
 class MediaPipeSegmenter(Segmenter):
+    """Person segmentation from the models inside the mediapipe wheel.
+
+    Args:
+        mode: ``"accurate"`` (default: pose + selfie per person, all people) or ``"fast"``
+            (selfie model on the whole image).
+        model: the selfie model for ``fast`` mode, ``"general"`` or ``"landscape"``.
+        max_people: at most this many people are segmented one by one (``accurate``).
+        flip_average: also run the pose model on the mirrored image and average
+            (``accurate``; steadier edges for about twice the pose time).
+        main_subject_ratio, context_support, close_up_torso, pose_weight, crop_margin,
+            max_side: see the module docstring;
+            ``max_side`` caps the long side the masks are combined at (the models work
+            at 256 pixels, so larger images are combined at this size and scaled back).
+        Unknown keyword options are ignored (the registry passes every option to every
+        backend).
+    Raises:
+        ValueError: an unknown mode or selfie model, or a ratio outside ``[0, 1]``.
+    """
+
     name = "mediapipe"
 
-    def __init__(self, model: str = "general", **_unused):
+    def __init__(self, mode: str = "accurate", model: str = "general", max_people: int = 6,
+                 flip_average: bool = False, main_subject_ratio: float = 0.65,
+                 context_support: float = 0.5, close_up_torso: float = 0.4, pose_weight: float = 0.7,
+                 crop_margin: float = 0.3, max_side: int = 1280, **_unused):
         import mediapipe as mp  # imported here: ~1 s, and only this backend needs it
 
-        if model not in ("general", "landscape"):
+        if mode not in MODES:
+            raise ValueError(f"mediapipe mode must be one of {MODES}, got {mode!r}")
+        if model not in SELFIE_MODELS:
             raise ValueError(f"mediapipe model must be 'general' or 'landscape', got {model!r}")
+        for key, value in (("main_subject_ratio", main_subject_ratio),
+                           ("context_support", context_support), ("pose_weight", pose_weight)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{key} must lie in [0, 1], got {value}")
+        if int(max_people) < 1 or int(max_side) < 64:
+            raise ValueError(f"max_people must be >= 1 and max_side >= 64, got "
+                             f"{max_people} and {max_side}")
+        self.mode = mode
         self.model = model
-        self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(
-            model_selection=0 if model == "general" else 1)
-        # MediaPipe graphs are not re-entrant: one request at a time per graph.
+        self.max_people = int(max_people)
+        self.flip_average = bool(flip_average)
+        self.main_subject_ratio = float(main_subject_ratio)
+        self.context_support = float(context_support)
+        self.close_up_torso = float(close_up_torso)
+        self.pose_weight = float(pose_weight)
+        self.crop_margin = float(crop_margin)
+        self.max_side = int(max_side)
+
+        selfie = mp.solutions.selfie_segmentation.SelfieSegmentation
+        # MediaPipe graphs are not re-entrant: one request at a time through all of them.
         self._lock = threading.Lock()
+        if mode == "fast":
+            self._selfie = selfie(model_selection=0 if model == "general" else 1)
+            return
+        from core.segmenters.person_detection import PoseModels
+
+        self._selfie_general = selfie(model_selection=0)
+        self._selfie_landscape = selfie(model_selection=1)
+        self._pose = PoseModels()
 
     @classmethod
     def is_available(cls, **options) -> tuple[bool, str]:
@@ -35,15 +131,118 @@ class MediaPipeSegmenter(Segmenter):
             import mediapipe  # noqa: F401
         except ImportError as exc:
             return False, f"mediapipe is not installed ({exc})"
-        return True, "embedded model from the mediapipe wheel"
+        return True, "embedded models from the mediapipe wheel"
 
     def segment(self, image: np.ndarray) -> np.ndarray:
-        with self._lock:
-            result = self._selfie.process(np.ascontiguousarray(image))
-        mask = result.segmentation_mask
-        if mask is None:
-            return np.zeros(image.shape[:2], np.float32)
+        """Soft mask of all people (main subjects, in ``accurate`` mode).
+
+        Args:
+            image: ``uint8`` RGB ``H x W x 3``.
+        Returns:
+            ``float32`` ``H x W`` in ``[0, 1]``.
+        """
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 H x W x 3, got {image.dtype} {image.shape}")
+        image = np.ascontiguousarray(image)
+        if self.mode == "fast":
+            with self._lock:
+                mask = self._selfie.process(image).segmentation_mask
+            if mask is None:
+                return np.zeros(image.shape[:2], np.float32)
+            return np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False)
+
+        height, width = image.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        work = image
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        mask = self._segment_accurate(work)
+        if scale < 1.0:
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
         return np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False)
 
+    # -- accurate mode ------------------------------------------------------------------
+
+    def _selfie_on(self, model, image: np.ndarray) -> np.ndarray:
+        mask = model.process(np.ascontiguousarray(image)).segmentation_mask
+        if mask is None:
+            return np.zeros(image.shape[:2], np.float32)
+        return mask.astype(np.float32, copy=False)
+
+    def _segment_accurate(self, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        with self._lock:
+            selfie_landscape = self._selfie_on(self._selfie_landscape, image)
+            people = self._pose.find_people(image, self.max_people,
+                                            flip_average=self.flip_average)
+            people = self._main_subjects(image, people)
+            crops = []
+            for person in people:
+                box = _box_around(person.mask > 0.5, self.crop_margin)
+                x0, y0, x1, y1 = box
+                crops.append((box, self._selfie_on(self._selfie_general,
+                                                   image[y0:y1, x0:x1])))
+        merged = np.zeros((height, width), np.float32)
+        for person, ((x0, y0, x1, y1), crop_mask) in zip(people, crops):
+            selfie = np.zeros((height, width), np.float32)
+            selfie[y0:y1, x0:x1] = crop_mask
+            if person.torso_fraction(height, width) < self.close_up_torso:
+                combined = self.pose_weight * person.mask + (1.0 - self.pose_weight) * selfie
+            else:
+                combined = np.maximum(person.mask, selfie)
+            np.maximum(merged, combined, out=merged)
+        biggest = max((p.area for p in people), default=0)
+        return self._add_missed_people(merged, selfie_landscape, biggest)
+
+    def _main_subjects(self, image: np.ndarray, people):
+        """The people who are main subjects (see the module docstring, step 3)."""
+        if not people:
+            return []
+        height, width = image.shape[:2]
+        biggest = max(p.area for p in people)
+        tallest = max(p.torso_fraction(height, width) for p in people)
+        kept = []
+        for person in people:
+            ratio = person.area / biggest
+            scale = person.torso_fraction(height, width) / tallest if tallest > 0 else 1.0
+            if person.look == 1 or max(ratio, scale) >= self.main_subject_ratio:
+                kept.append(person)
+                continue
+            body = person.mask > 0.5
+            x0, y0, x1, y1 = _box_around(body, 1.0)
+            around = self._selfie_on(self._selfie_general, image[y0:y1, x0:x1])
+            if float(around[body[y0:y1, x0:x1]].mean()) >= self.context_support:
+                kept.append(person)
+        return kept
+
+    def _add_missed_people(self, merged: np.ndarray, selfie: np.ndarray,
+                           biggest: int) -> np.ndarray:
+        """Step 5: selfie blobs away from the people found, if they are main-subject size."""
+        height, width = merged.shape
+        near = np.zeros((height, width), bool)
+        if biggest:
+            reach = max(1, int(0.02 * max(height, width)))
+            near = cv2.dilate((merged > 0.5).astype(np.uint8), _disk(reach)) > 0
+        far = ((selfie > 0.5) & ~near).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(far, connectivity=8)
+        if count <= 1:
+            return merged
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        threshold = self.main_subject_ratio * max(biggest, int(areas.max()))
+        keep_labels = 1 + np.flatnonzero(areas >= threshold)
+        if keep_labels.size == 0:
+            return merged
+        keep = np.isin(labels, keep_labels).astype(np.uint8)
+        keep = (cv2.dilate(keep, _disk(3)) > 0) & ~near
+        return np.where(keep, selfie, merged).astype(np.float32, copy=False)
+
     def describe(self) -> dict:
-        return {"name": self.name, "model": self.model}
+        facts = {"name": self.name, "mode": self.mode}
+        if self.mode == "fast":
+            facts["model"] = self.model
+        else:
+            facts.update(models="pose detection + pose landmarks (full) + selfie "
+                                "(general, landscape)",
+                         max_people=self.max_people, flip_average=self.flip_average)
+        return facts
