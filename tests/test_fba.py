@@ -129,6 +129,16 @@ def test_matter_caps_size(reference, weights_file):
     np.testing.assert_array_equal(fg[alpha == 1], image[alpha == 1])
 
 
+def test_max_size_option(weights_file):
+    assert FBAMatter(weights_path=weights_file, device="cpu").max_size == 1280
+    assert FBAMatter(weights_path=weights_file, device="cpu", max_size=None).max_size is None
+    assert FBAMatter(weights_path=weights_file, device="cpu", max_size="800").max_size == 800
+    with pytest.raises(ValueError, match="max_size"):
+        FBAMatter(weights_path=weights_file, device="cpu", max_size=-5)
+    with pytest.raises(ValueError, match="max_size"):
+        FBAMatter(weights_path=weights_file, device="cpu", max_size="big")
+
+
 def test_matte_rejects_bad_shapes(weights_file):
     matter = FBAMatter(weights_path=weights_file, device="cpu")
     with pytest.raises(ValueError, match="does not match"):
