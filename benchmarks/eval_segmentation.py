@@ -208,8 +208,8 @@ def variants() -> list[tuple[str, callable]]:
 
     return [
         ("mediapipe mode=accurate (default)", lambda: create_segmenter("mediapipe")),
-        ("mediapipe mode=accurate, flip_average=True",
-         lambda: create_segmenter("mediapipe", flip_average=True)),
+        ("mediapipe mode=accurate, flip_average=False",
+         lambda: create_segmenter("mediapipe", flip_average=False)),
         ("mediapipe mode=fast (selfie general)", lambda: create_segmenter("mediapipe", mode="fast")),
         ("mediapipe mode=fast, model=landscape",
          lambda: create_segmenter("mediapipe", mode="fast", model="landscape")),
