@@ -158,6 +158,8 @@ def main() -> None:
     p.add_argument("--max-frames", type=int, default=300,
                    help="frames per clip (the room video has 1394)")
     p.add_argument("--no-flicker", action="store_true")
+    p.add_argument("--accurate", action="store_true",
+                   help="also time MediaPipe's accurate mode (pose + selfie per person)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     paths = clips(args.data.resolve())
@@ -194,6 +196,23 @@ def main() -> None:
             ms = stages(paths[0], background, size, segmenter, matter, args.max_frames, workdir)
             print(f"  {label:8s} " + "  ".join(f"{k} {v:.1f}" for k, v in ms.items())
                   + f"  | total {sum(ms.values()):.1f}")
+        print("\nthreads: the same clip at 360x240, one thread (stages above, in turn) vs "
+              "convert_video's three threads, alternated 3 times (frames per second)")
+        serial, threaded = [], []
+        for _ in range(3):
+            ms = stages(paths[0], background, (240, 360), segmenter, matter, args.max_frames, workdir)
+            serial.append(1000 / sum(ms.values()))
+            frames, seconds = speed(paths[:1], background, "360x240", segmenter, matter,
+                                    args.max_frames, workdir)
+            threaded.append(frames / seconds)
+        print("  one thread " + " ".join(f"{v:.0f}" for v in serial)
+              + " | threads " + " ".join(f"{v:.0f}" for v in threaded))
+        if args.accurate:
+            accurate = create_segmenter("mediapipe", mode="accurate")
+            frames, seconds = speed(paths, background, "360x240", accurate, matter,
+                                    args.max_frames, workdir)
+            print(f"\n  mediapipe accurate mode + guided-filter, 360x240: {frames} frames in "
+                  f"{seconds:.1f} s = {frames / seconds:.1f} frames/s")
     if args.no_flicker:
         return
     print("\nflicker at 360x240, guided-filter: mean |alpha change| x 1000 between frames where "

@@ -967,7 +967,9 @@ def convert_video(foreground_path, background="#00ff00", output=None, output_typ
         audio: copy the foreground's audio (when it has any).
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
         preset, crf: libx264 speed preset and quality.
-        segmenter_mode: passed as ``mode=`` when the segmenter is built by name.
+        segmenter_mode: passed as ``mode=`` when the segmenter is built by name (MediaPipe:
+            ``"fast"``, the selfie model alone, or ``"accurate"``, pose + selfie per person;
+            backends without modes ignore it).
         on_frame: called as ``on_frame(index, output_frame)`` after each frame is
             processed (previews, progress in a UI); may raise to stop.
     Returns:
@@ -1126,6 +1128,8 @@ def convert_video(foreground_path, background="#00ff00", output=None, output_typ
         log.warning("interrupted: %s holds the first %d frames (%.1f s) and plays as is",
                     output, result.frames, result.frames / float(info.fps))
         raise KeyboardInterrupt
+    if result.frames == 0:
+        raise VideoError(f"{foreground_path}: no video frames could be decoded")
     log.info("wrote %d frames to %s in %.1f s (%.1f frames/s)", result.frames, output, seconds,
              result.frames_per_second)
     return result
@@ -1156,6 +1160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit", choices=FIT_MODES, default="cover",
                    help="how the background is fitted to the frame (default: %(default)s)")
     p.add_argument("--segmenter", choices=["auto", *SEGMENTERS], default=DEFAULT_SEGMENTER)
+    p.add_argument("--segmenter-mode", default="fast",
+                   help="mediapipe: 'fast' (selfie model, a few ms a frame; the default) or "
+                        "'accurate' (pose + selfie per person, better on whole bodies, slower)")
     p.add_argument("--matter", choices=["auto", *MATTERS], default=DEFAULT_MATTER,
                    help="matting backend (default: %(default)s, the fast one; closed-form is "
                         "~0.4 s per 360x240 frame)")
@@ -1178,7 +1185,7 @@ def main(argv=None) -> int:
             output_type=args.output_type, format=args.format, segmenter=args.segmenter,
             matter=args.matter, smoothing=args.smoothing, fit=args.fit, size=args.size,
             max_frames=args.max_frames, audio=args.audio, progress=not args.quiet,
-            preset=args.preset, crf=args.crf)
+            preset=args.preset, crf=args.crf, segmenter_mode=args.segmenter_mode)
     except KeyboardInterrupt:
         return 130
     except (VideoError, ValueError) as exc:
