@@ -374,3 +374,25 @@ def test_notebook_runs_headless(tmp_path):
     images = [o for c in notebook.cells for o in c.get("outputs", [])
               if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
     assert len(images) >= 3  # inputs, the step-by-step figure, the preview frame
+
+
+def test_notebook_through_the_services(tmp_path, services):
+    """The notebook's optional path: each frame through POST /matte of the real services."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(REPO / "frienvengers.ipynb", as_version=4)
+    params = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    out = tmp_path / "notebook.mp4"
+    params.source += (f"\nMAX_FRAMES = 4\nPREVIEW_FRAME = 2\nOUTPUT = {str(out)!r}\n"
+                      f"USE_SERVICES = True\nSERVICE_URL = {services.matting!r}\n")
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO)}}).execute()
+    through_service = tmp_path / "notebook_service.mp4"
+    info = probe(through_service)
+    assert (info.width, info.height) == (360, 240)
+    remote, local = decoded(through_service), decoded(out)
+    assert len(remote) == len(local) == 4
+    # Other backends behind the services (closed-form, MediaPipe's accurate mode), the
+    # same person over the same room: the two composites differ only at the edges.
+    difference = np.abs(remote[2].astype(int) - local[2]).mean(axis=2)
+    assert (difference > 40).mean() < 0.05, f"{(difference > 40).mean():.3f} of pixels differ"
