@@ -112,8 +112,8 @@ def blur_fusion_foreground(image: np.ndarray, alpha: np.ndarray,
 
     ``F = mean_F + alpha * (I - mean_B - alpha * (mean_F - mean_B))`` with ``mean_F``,
     ``mean_B`` the alpha-weighted box means of the current foreground and background
-    estimates; a wide pass, then a narrow one. OpenCV arithmetic (2-3x faster than numpy
-    here, and it releases the GIL).
+    estimates; a wide pass (computed at reduced resolution), then a narrow one. OpenCV
+    arithmetic (2-3x faster than numpy here, and it releases the GIL).
 
     Args:
         image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
@@ -132,16 +132,38 @@ def blur_fusion_foreground(image: np.ndarray, alpha: np.ndarray,
     not_a3 = 1.0 - a3
     fg, bg = image, image
     for r in radii:
-        size = (int(r), int(r))
-        mean_a = cv2.blur(alpha, size)
-        mean_a3 = cv2.merge([mean_a, mean_a, mean_a])
-        mean_f = cv2.divide(cv2.blur(cv2.multiply(fg, a3), size), mean_a3 + 1e-5)
-        mean_b = cv2.divide(cv2.blur(cv2.multiply(bg, not_a3), size), (1.0 + 1e-5) - mean_a3)
+        mean_f, mean_b = _weighted_means(cv2.multiply(fg, a3), cv2.multiply(bg, not_a3),
+                                         alpha, int(r))
         step = cv2.subtract(cv2.subtract(image, mean_b),
                             cv2.multiply(a3, cv2.subtract(mean_f, mean_b)))
         fg = np.clip(cv2.add(mean_f, cv2.multiply(a3, step)), 0.0, 1.0)
         bg = mean_b
     return fg
+
+
+def _weighted_means(fa: np.ndarray, b1a: np.ndarray, alpha: np.ndarray, r: int):
+    """Box means ``blur(F*a)/blur(a)`` and ``blur(B*(1-a))/blur(1-a)`` over ``r x r``.
+
+    Boxes wider than 16 px are computed on a copy shrunk so the box is ~8 px, then
+    upsampled: the means are smooth at that scale, and it is 3-5x cheaper.
+    """
+    h, w = alpha.shape
+    k = r // 8 if r >= 16 else 1
+    if k > 1:
+        small = (max(w // k, 1), max(h // k, 1))
+        fa = cv2.resize(fa, small, interpolation=cv2.INTER_AREA)
+        b1a = cv2.resize(b1a, small, interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(alpha, small, interpolation=cv2.INTER_AREA)
+        r = max(int(round(r / k)), 1)
+    size = (r, r)
+    mean_a = cv2.blur(alpha, size)
+    mean_a3 = cv2.merge([mean_a, mean_a, mean_a])
+    mean_f = cv2.divide(cv2.blur(fa, size), mean_a3 + 1e-5)
+    mean_b = cv2.divide(cv2.blur(b1a, size), (1.0 + 1e-5) - mean_a3)
+    if k > 1:
+        mean_f = cv2.resize(mean_f, (w, h), interpolation=cv2.INTER_LINEAR)
+        mean_b = cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
+    return mean_f, mean_b
 
 
 class GuidedFilterMatter(Matter):
