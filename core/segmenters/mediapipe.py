@@ -14,15 +14,18 @@ Two modes (constructor option ``mode``):
      averaged with its mask of the mirrored image (``flip_average``).
   2. The selfie model runs on the whole image (who stands out, how much of each person it
      sees) and on a crop around each person at its working size (detail on close-ups).
-  3. Everyone the detector finds on its first look is kept. People found only on a
-     second look (with the others greyed out) are kept when they are a main subject: at
-     least ``main_subject_ratio`` of the biggest person's area or torso length, or they
-     stand with the main subjects (within ``group_gap`` times their own size) and the
-     selfie model, shown their neighbourhood (a crop three times their size), sees them
-     as a person standing out (mean ``context_support`` over their body). So bystanders
-     in a crowd behind the subject and passers-by stay background, and a person whom the
-     detector merged with a neighbour, or missed at first, is still found. The
-     bystanders' bodies also keep step 5 from adding them back.
+  3. Everyone the detector finds on its first look is kept. People found only later
+     (with the others greyed out, or in tiles) are kept when they are a main subject: at
+     least ``main_subject_ratio`` of the biggest person's area or torso length; or, all
+     three at once, they stand with the main subjects (within ``group_gap`` times their
+     own size), on the same ground line (their lowest point no more than
+     ``ground_tolerance`` of the image height above the main subjects' lowest point:
+     people further back end higher up in the picture), and the selfie model, shown
+     their neighbourhood (a crop three times their size), sees them as a person standing
+     out (mean ``context_support`` over their body). So bystanders in a crowd behind the
+     subject and passers-by stay background, and a group member whom the detector merged
+     with a neighbour, or missed at first, is still found. The bystanders' bodies also
+     keep step 5 from adding them back.
   4. Per person: a whole body (torso shorter than ``close_up_torso`` of the image height)
      takes the pose mask, nudged by the crop's selfie mask (``pose_weight``); a close-up
      takes the larger of the two (the pose mask is coarse there, the selfie mask sharp).
@@ -77,8 +80,8 @@ class MediaPipeSegmenter(Segmenter):
         flip_average: also run the pose model on the mirrored image and average the two
             masks (``accurate``; on by default: +0.6 IoU points on dance-twirl and
             portraits for about 25 ms more per person at 854x480).
-        main_subject_ratio, context_support, group_gap, close_up_torso, pose_weight,
-            crop_margin, max_side: see the module docstring;
+        main_subject_ratio, context_support, group_gap, ground_tolerance,
+            close_up_torso, pose_weight, crop_margin, max_side: see the module docstring;
             ``max_side`` caps the long side the masks are combined at (the models work
             at 256 pixels, so larger images are combined at this size and scaled back).
         Unknown keyword options are ignored (the registry passes every option to every
@@ -92,7 +95,7 @@ class MediaPipeSegmenter(Segmenter):
     def __init__(self, mode: str = "accurate", model: str = "general", max_people: int = 6,
                  flip_average: bool = True, main_subject_ratio: float = 0.65,
                  context_support: float = 0.5, group_gap: float = 0.5,
-                 close_up_torso: float = 0.4, pose_weight: float = 0.7,
+                 ground_tolerance: float = 0.05, close_up_torso: float = 0.4, pose_weight: float = 0.7,
                  crop_margin: float = 0.3, max_side: int = 1280, **_unused):
         import mediapipe as mp  # imported here: ~1 s, and only this backend needs it
 
@@ -114,6 +117,7 @@ class MediaPipeSegmenter(Segmenter):
         self.main_subject_ratio = float(main_subject_ratio)
         self.context_support = float(context_support)
         self.group_gap = float(group_gap)
+        self.ground_tolerance = float(ground_tolerance)
         self.close_up_torso = float(close_up_torso)
         self.pose_weight = float(pose_weight)
         self.crop_margin = float(crop_margin)
@@ -180,11 +184,13 @@ class MediaPipeSegmenter(Segmenter):
         height, width = image.shape[:2]
         with self._lock:
             selfie_landscape = self._selfie_on(self._selfie_landscape, image)
-            people = self._pose.find_people(image, self.max_people,
-                                            flip_average=self.flip_average)
+            people = self._pose.find_people(image, self.max_people)
             kept = self._main_subjects(image, people)
             bystanders = [p for p in people if not any(p is k for k in kept)]
             people = kept
+            if self.flip_average:
+                for person in people:
+                    person.mask = self._pose.mirror_average(image, person)
             crops = []
             for person in people:
                 box = _box_around(person.mask > 0.5, self.crop_margin)
@@ -227,11 +233,14 @@ class MediaPipeSegmenter(Segmenter):
         for person in kept:
             subjects |= (person.mask > 0.5).astype(np.uint8)
         gap = cv2.distanceTransform(1 - subjects, cv2.DIST_L2, 3)
+        ground = np.flatnonzero(subjects.any(axis=1)).max()  # the main subjects' lowest row
         for person in doubtful:
             body = person.mask > 0.5
             x0, y0, x1, y1 = _box_around(body, 0.0)
             if gap[body].min() > self.group_gap * max(x1 - x0, y1 - y0):
                 continue  # small, and away from the main subjects: a passer-by
+            if ground - (y1 - 1) > self.ground_tolerance * height:
+                continue  # ends higher up than the main subjects: further back, a bystander
             x0, y0, x1, y1 = _box_around(body, 1.0)
             around = self._selfie_on(self._selfie_general, image[y0:y1, x0:x1])
             if float(around[body[y0:y1, x0:x1]].mean()) >= self.context_support:

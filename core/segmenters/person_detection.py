@@ -19,7 +19,7 @@ that is the one used. The graphs are not re-entrant: the caller serialises calls
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -88,6 +88,7 @@ class Person:
     landmarks: np.ndarray
     score: float
     look: int = 1
+    detection: object = field(default=None, repr=False)  # the detector's proto
 
     @property
     def area(self) -> int:
@@ -113,6 +114,20 @@ def _flip_detection(detection):
     for keypoint in flipped.location_data.relative_keypoints:
         keypoint.x = 1.0 - keypoint.x
     return flipped
+
+
+def _move_detection(detection, x0: int, y0: int, side: int, width: int, height: int):
+    """A detection made in the square tile at ``(x0, y0)`` (``side`` pixels), in the
+    normalised coordinates of the whole ``width x height`` image."""
+    moved = type(detection)()
+    moved.CopyFrom(detection)
+    box = moved.location_data.relative_bounding_box
+    box.xmin, box.ymin = (x0 + box.xmin * side) / width, (y0 + box.ymin * side) / height
+    box.width, box.height = box.width * side / width, box.height * side / height
+    for keypoint in moved.location_data.relative_keypoints:
+        keypoint.x = (x0 + keypoint.x * side) / width
+        keypoint.y = (y0 + keypoint.y * side) / height
+    return moved
 
 
 class PoseModels:
@@ -142,41 +157,70 @@ class PoseModels:
         detections = [d for d in detections if d.score and d.score[0] >= self.min_detection_score]
         return sorted(detections, key=lambda d: -d.score[0])
 
-    def segment(self, image: np.ndarray, detection, flip_average: bool = False) -> Person | None:
+    def detect_in_tiles(self, image: np.ndarray) -> list:
+        """Pose detections in square tiles along the long side of a wide or tall image,
+        in whole-image coordinates (the detector letterboxes its input to a square, so on
+        a wide image people are smaller there than they need to be). Empty for images
+        closer to square than 4:3."""
+        height, width = image.shape[:2]
+        side, length = min(height, width), max(height, width)
+        if length < 1.34 * side:
+            return []
+        count = int(np.ceil(2 * length / side)) - 1  # tiles overlapping by half
+        found = []
+        for start in np.linspace(0, length - side, count).round().astype(int):
+            if width >= height:
+                x0, y0, tile = start, 0, image[:, start:start + side]
+            else:
+                x0, y0, tile = 0, start, image[start:start + side]
+            for detection in self.detect(np.ascontiguousarray(tile)):
+                found.append(_move_detection(detection, x0, y0, side, width, height))
+        return sorted(found, key=lambda d: -d.score[0])
+
+    def segment(self, image: np.ndarray, detection) -> Person | None:
         """Landmarks and soft mask of the person behind ``detection``; ``None`` when the
-        landmark model says nobody is there. ``flip_average`` also runs the mirrored image
-        and averages the two masks (steadier edges, twice the time)."""
+        landmark model says nobody is there."""
         result = self._landmarks.process({"image": image, "detection": detection})
         if result.segmentation_mask is None or result.landmarks is None:
             return None
-        mask = np.asarray(result.segmentation_mask, dtype=np.float32)
-        if flip_average:
-            mirrored = np.ascontiguousarray(image[:, ::-1])
-            other = self._landmarks.process(
-                {"image": mirrored, "detection": _flip_detection(detection)})
-            if other.segmentation_mask is not None:
-                mask = 0.5 * (mask + np.asarray(other.segmentation_mask, np.float32)[:, ::-1])
+        mask = np.clip(np.asarray(result.segmentation_mask, dtype=np.float32), 0.0, 1.0)
         landmarks = np.array([(p.x, p.y, p.z, p.visibility)
                               for p in result.landmarks.landmark], dtype=np.float32)
-        return Person(np.clip(mask, 0.0, 1.0), landmarks, float(detection.score[0]))
+        return Person(mask, landmarks, float(detection.score[0]), detection=detection)
 
-    def find_people(self, image: np.ndarray, max_people: int = 6, max_rounds: int = 3,
-                    flip_average: bool = False) -> list[Person]:
-        """Everyone the detector finds, looking again with the people found so far greyed
-        out (up to ``max_rounds`` looks), biggest first.
+    def mirror_average(self, image: np.ndarray, person: Person) -> np.ndarray:
+        """``person``'s mask averaged with the pose model's mask of the mirrored image
+        (the model is not exactly mirror-symmetric; the average has steadier edges)."""
+        mirrored = np.ascontiguousarray(image[:, ::-1])
+        other = self._landmarks.process(
+            {"image": mirrored, "detection": _flip_detection(person.detection)})
+        if other.segmentation_mask is None:
+            return person.mask
+        flipped = np.asarray(other.segmentation_mask, np.float32)[:, ::-1]
+        return np.clip(0.5 * (person.mask + flipped), 0.0, 1.0)
 
-        A detection whose mask mostly repeats a person already found is dropped.
+    def find_people(self, image: np.ndarray, max_people: int = 6,
+                    max_rounds: int = 3) -> list[Person]:
+        """Everyone the detector finds, biggest first.
+
+        The detector looks at the whole image; then again with the people found so far
+        greyed out (up to ``max_rounds`` whole-image looks, while they find someone new);
+        then once more tile by tile (:meth:`detect_in_tiles`) on wide or tall images. A
+        detection whose mask mostly repeats a person already found is dropped.
         """
         height, width = image.shape[:2]
         min_area = max(16, int(1e-4 * height * width))
         people: list[Person] = []
         view = image
-        for look in range(1, max_rounds + 1):
+        look = 1
+        while len(people) < max_people:
+            tiles = look > max_rounds
+            detections = self.detect_in_tiles(view) if tiles else self.detect(view)
             found = 0
-            for detection in self.detect(view):
+            for detection in detections:
                 if len(people) >= max_people:
                     break
-                person = self.segment(image, detection, flip_average)
+                person = self.segment(image, detection)
                 if person is None or person.area < min_area:
                     continue
                 body = person.mask > 0.5
@@ -186,14 +230,16 @@ class PoseModels:
                 person.look = look
                 people.append(person)
                 found += 1
-            if not found or len(people) >= max_people:
+            if tiles:
                 break
-            hidden = np.zeros((height, width), np.uint8)
-            for p in people:
-                hidden |= (p.mask > 0.25).astype(np.uint8)
-            hidden = cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0
-            view = image.copy()
-            view[hidden] = 127
+            look = look + 1 if found else max_rounds + 1
+            if found:
+                hidden = np.zeros((height, width), np.uint8)
+                for p in people:
+                    hidden |= (p.mask > 0.25).astype(np.uint8)
+                hidden = cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0
+                view = image.copy()
+                view[hidden] = 127
         return sorted(people, key=lambda p: -p.area)
 
     def close(self) -> None:
