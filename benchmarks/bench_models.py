@@ -8,8 +8,9 @@ Prints a Markdown table: wall-clock seconds per call and process CPU seconds per
 threads; median of ``--repeats`` after one warm-up) of
 ``FBAMatter.predict`` and ``MaskRCNNSegmenter.segment`` on a synthetic photo-sized image
 with a person-shaped trimap. Random weights compute the same operations as the published
-ones, except that Mask R-CNN's mask head runs on however many people are detected (none
-with random weights; a few milliseconds each with real ones).
+ones, except for Mask R-CNN's mask head, which runs once per detected object: the main rows
+use random weights that detect nothing, and one row per variant gives the extra cost per
+detected person (measured with weights that call every proposal a person).
 """
 from __future__ import annotations
 
@@ -88,26 +89,61 @@ def bench_fba(sizes, repeats, device, half, max_size, folder: Path):
     return rows
 
 
-def bench_maskrcnn(variants, sizes, inference_sizes, repeats, device, proposals,
-                   folder: Path):
+def _random_maskrcnn(variant: str, path: Path, everyone_is_a_person: bool) -> None:
+    """Random weights whose box classifier says "background" everywhere (so the mask head,
+    whose cost depends on how many objects a photo has, does not run), or "person"
+    everywhere (so it runs on the maximum of 100 detections)."""
     import torch
 
-    from core.segmenters.maskrcnn import MaskRCNNSegmenter, build_model
+    from core.segmenters.maskrcnn import build_model
+
+    state = build_model(variant).state_dict()
+    weight = state["roi_heads.box_predictor.cls_score.weight"]
+    bias = state["roi_heads.box_predictor.cls_score.bias"]
+    weight.zero_()
+    bias.zero_()
+    bias[models.MASKRCNN_V1.meta["categories"].index("person") if everyone_is_a_person
+         else 0] = 20.0
+    torch.save(state, path)
+
+
+def bench_maskrcnn(variants, sizes, inference_sizes, repeats, device, proposals,
+                   folder: Path):
+    from core.segmenters.maskrcnn import MaskRCNNSegmenter
 
     rows = []
     for variant in variants:
         record = getattr(models, f"MASKRCNN_{variant.upper()}")
-        torch.save(build_model(variant).state_dict(), folder / record.filename)
+        path = folder / record.filename
+        _random_maskrcnn(variant, path, everyone_is_a_person=False)
         for inference_size in inference_sizes:
-            seg = MaskRCNNSegmenter(variant=variant, models_dir=folder, device=device,
+            seg = MaskRCNNSegmenter(variant=variant, weights_path=path, device=device,
                                     inference_size=inference_size, proposals=proposals)
             for width, height in sizes:
                 image = (synthetic(width, height)[0] * 255).astype(np.uint8)
                 seconds = timed(lambda s=seg, i=image: (s.segment(i), sync(s.device)), repeats)
                 rows.append((f"Mask R-CNN {variant}", f"{width}x{height}",
-                             str(inference_size), *seconds, f"{proposals} proposals"))
+                             str(inference_size), *seconds,
+                             f"{proposals} proposals, nobody detected"))
                 print(f"  Mask R-CNN {variant} {width}x{height} @ {inference_size}: "
                       f"{seconds[0]:.2f} s", file=sys.stderr, flush=True)
+        # The mask head and pasting, per detected person: 100 detections minus none.
+        width, height = sizes[-1]
+        inference_size = inference_sizes[-1]
+        image = (synthetic(width, height)[0] * 255).astype(np.uint8)
+        crowd = folder / f"crowd_{record.filename}"
+        _random_maskrcnn(variant, crowd, everyone_is_a_person=True)
+        seg = MaskRCNNSegmenter(variant=variant, weights_path=crowd, device=device,
+                                inference_size=inference_size, proposals=proposals)
+        count = len(seg.detect(image)[0])
+        full = timed(lambda s=seg, i=image: (s.segment(i), sync(s.device)), repeats)
+        base = next(r for r in rows if r[:3] == (f"Mask R-CNN {variant}", f"{width}x{height}",
+                                                  str(inference_size)))
+        per = [(f - b) / max(count, 1) for f, b in zip(full, base[3:5], strict=True)]
+        rows.append((f"Mask R-CNN {variant}", f"{width}x{height}", str(inference_size), *per,
+                     f"extra per detected person (from {count} detections)"))
+        path.unlink()
+        crowd.unlink()
     return rows
 
 

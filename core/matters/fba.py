@@ -19,8 +19,8 @@ Large images: an image whose longer side exceeds ``max_size`` is matted at that 
 covers was sure), alpha / F / B are upsampled bilinearly to full size, and the full-size
 trimap's sure regions are imposed exactly. Fine hair loses some detail that way. The
 default, ``"auto"``, is :data:`DEFAULT_MAX_SIZE` for the device: 1280 on CPU (FBA costs
-about 1.2 TFLOP at 1280x720: some 12 s on two cores, and 1080p at full size over twice
-that, see ``models/README.md``), 2048 on CUDA (the authors quote 11 GB of GPU memory
+1.2 TFLOP at 1280x720, over 10 s on two cores, and 2.7 TFLOP at 1920x1080; see
+``models/README.md``), 2048 on CUDA (the authors quote 11 GB of GPU memory
 around 2000 px). ``None`` or 0 always runs at full size.
 """
 from __future__ import annotations
