@@ -90,6 +90,14 @@ def test_existing_bad_file_fails_verification(tmp_path):
     assert "about 139 MB" in proc.stderr
 
 
+def test_existing_torchvision_file_is_hash_checked(tmp_path, capsys):
+    pytest.importorskip("torchvision")
+    (tmp_path / models.MASKRCNN_V1.filename).write_bytes(b"not the weights")
+    assert download.main(["--only", "maskrcnn", "--models-dir", str(tmp_path)]) == \
+        download.EXIT_INVALID
+    assert "does not start with bf2d0c1e" in capsys.readouterr().err
+
+
 def test_existing_fba_file_is_verified(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     from core.matters.fba_net import FBANet
