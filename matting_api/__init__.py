@@ -49,14 +49,21 @@ SETTINGS = [
     Setting("SEGMENTATION_TIMEOUT", "SEGMENTATION_TIMEOUT", 120.0,
             "seconds to wait for a trimap", float),
     Setting("FBA_WEIGHTS", "FBA_WEIGHTS", "", "path of FBA.pth (default: MODELS_DIR/FBA.pth)"),
+    Setting("FBA_MAX_SIZE", "FBA_MAX_SIZE", "auto", "fba: longest side the network runs at "
+            "('auto': 1280 on CPU, 2048 on CUDA; 0: no cap)"),
+    Setting("FBA_HALF", "FBA_HALF", 0, "fba: half precision on CUDA (1/0)", int),
+    Setting("CLOSED_FORM_MAX_UNKNOWN", "CLOSED_FORM_MAX_UNKNOWN", 50_000,
+            "closed-form: unknown pixels solved at full resolution before downscaling "
+            "(0: always full resolution)", int),
     Setting("WARMUP", "MATTING_WARMUP", 1, "matte a tiny image at start-up so the first "
             "request does not pay for JIT compilation (1/0)", int),
     *COMMON_SETTINGS,
 ]
 
-# Parameters of a /matte request forwarded to segmentation (trimap shape).
-TRIMAP_PARAM_NAMES = ("method", "fg_threshold", "unknown_threshold", "binary_threshold",
-                      "kernel_size", "erode_iterations", "dilate_iterations", "band_scale")
+# Parameters of a /matte request forwarded to segmentation (trimap shape, people kept).
+FORWARDED_PARAMS = ("method", "fg_threshold", "unknown_threshold", "binary_threshold",
+                    "kernel_size", "erode_iterations", "dilate_iterations", "band_scale",
+                    "max_people")
 
 bp = Blueprint("matting", __name__)
 
@@ -82,7 +89,7 @@ def _trimap_for(image, image_bytes, values, timer: StageTimer):
                            f"is {image.shape[1]}x{image.shape[0]}", "invalid_trimap")
         timer.lap("trimap_decode")
         return trimap
-    forwarded = {k: values[k] for k in TRIMAP_PARAM_NAMES if k in values}
+    forwarded = {k: values[k] for k in FORWARDED_PARAMS if k in values}
     trimap, timing = current_app.extensions["segmentation"].trimap(image, image_bytes, forwarded)
     timer.lap("segmentation")
     # Split the round trip into the remote work and what the wire cost.
@@ -196,7 +203,8 @@ def create_app(config: dict | None = None) -> Flask:
     matter = app.config.get("MATTER") or create_matter(
         app.config["BACKEND"], device=app.config["DEVICE"],
         models_dir=app.config["MODELS_DIR"] or None,
-        weights_path=app.config["FBA_WEIGHTS"] or None)
+        weights_path=app.config["FBA_WEIGHTS"] or None, max_size=app.config["FBA_MAX_SIZE"],
+        half=bool(app.config["FBA_HALF"]), max_unknown=app.config["CLOSED_FORM_MAX_UNKNOWN"])
     if app.config["WARMUP"]:
         _warm_up(matter)
     app.extensions["matter"] = matter

@@ -257,6 +257,7 @@ def test_truncated_upload(services, astronaut_bytes):
     ({"background": "#zzzzzz"}, "colour"),
     ({"output": "cutout", "format": "jpeg"}, "transparency"),
     ({"alpha_bits": "12"}, "alpha_bits"),
+    ({"max_people": "2"}, "max_people is not supported"),  # forwarded; mediapipe has no ranking
 ])
 def test_bad_parameters(services, astronaut_bytes, data, words):
     assert_json_error(post_matte(services, astronaut_bytes, **data), 400, words)
