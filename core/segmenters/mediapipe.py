@@ -9,11 +9,13 @@ Two modes (constructor option ``mode``):
   models are combined per person:
 
   1. :meth:`~core.segmenters.person_detection.PoseModels.find_people`: MediaPipe's pose
-     detector finds the people (looking again with those found greyed out), and the pose
-     landmark model gives each one landmarks and a soft body mask (good on whole bodies),
-     averaged with its mask of the mirrored image (``flip_average``).
-  2. The selfie model runs on the whole image (who stands out, how much of each person it
-     sees) and on a crop around each person at its working size (detail on close-ups).
+     detector finds the people (looking again with those found greyed out, then in
+     square tiles of a wide or tall image), and the pose landmark model gives each one
+     landmarks and a soft body mask (good on whole bodies); for the people kept (step 3)
+     it is averaged with the mask of the mirrored image (``flip_average``).
+  2. The selfie model runs on a crop around each person at its working size (the
+     ``general`` model; detail on close-ups, clothes and hair) and on the whole image
+     (the ``landscape`` model, for step 5).
   3. Everyone the detector finds on its first look is kept. People found only later
      (with the others greyed out, or in tiles) are kept when they are a main subject: at
      least ``main_subject_ratio`` of the biggest person's area or torso length; or, all
