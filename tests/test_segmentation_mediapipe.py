@@ -12,8 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.eval_segmentation import (load_dataset, make_groups, mask_iou,
-                                          person_recall)
+from benchmarks.eval_segmentation import (
+    load_dataset,
+    make_groups,
+    mask_iou,
+    person_recall,
+)
 from core.segmenters import create_segmenter
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -139,9 +139,9 @@ class PoseModels:
     """
 
     def __init__(self, min_detection_score: float = 0.5):
-        from mediapipe.python.solution_base import PacketDataType, SolutionBase
         # Registers the calculators' option types that the subgraphs refer to.
         import mediapipe.python.solutions.pose  # noqa: F401
+        from mediapipe.python.solution_base import PacketDataType, SolutionBase
 
         self.min_detection_score = min_detection_score
         self._detector = SolutionBase(graph_config=_DETECTION_GRAPH, outputs=["detections"])
