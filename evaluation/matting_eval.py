@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,14 +94,16 @@ def reference_methods(names=REFERENCES) -> list[Method]:
     return methods
 
 
-def _warm_up(method: Method) -> None:
-    """One tiny solve so numba's JIT compilation is not charged to the first image."""
-    image = np.zeros((40, 40, 3), np.uint8)
-    image[10:30, 10:30] = 255
-    image[:, :, 1] = np.linspace(0, 200, 40, dtype=np.uint8)[None, :]
-    trimap = np.zeros((40, 40), np.uint8)
-    trimap[6:34, 6:34] = 128
-    trimap[14:26, 14:26] = 255
+def _warm_up(method: Method, size: int = 64) -> None:
+    """One tiny solve so numba's JIT compilation is not charged to the first image
+    (64 px: LKM's default radius-10 box filter needs more than 40)."""
+    image = np.zeros((size, size, 3), np.uint8)
+    q = size // 4
+    image[q:3 * q, q:3 * q] = 255
+    image[:, :, 1] = np.linspace(0, 200, size, dtype=np.uint8)[None, :]
+    trimap = np.zeros((size, size), np.uint8)
+    trimap[q - 4:3 * q + 4, q - 4:3 * q + 4] = 128
+    trimap[q + 4:3 * q - 4, q + 4:3 * q - 4] = 255
     method.solve(image, trimap)
 
 
@@ -131,7 +134,8 @@ class ReferenceCache:
         png, meta = self._paths(method, sample, trimap_name)
         png.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.clip(alpha * 65535.0 + 0.5, 0, 65535).astype(np.uint16)).save(png)
-        meta.write_text(json.dumps({"seconds": seconds}))
+        meta.write_text(json.dumps({"seconds": seconds, "load_average": os.getloadavg()[0],
+                                    "date": time.strftime("%Y-%m-%d %H:%M")}))
 
 
 def evaluate_matting(samples: list[Sample], methods: list[Method], cache: ReferenceCache,

@@ -27,14 +27,16 @@ from evaluation.metrics import mask_scores
 log = logging.getLogger(__name__)
 
 # Option variants scored besides each backend's defaults (skipped if a backend rejects them).
-SEGMENTER_VARIANTS = {"mediapipe": [{"model": "landscape"}]}
+SEGMENTER_VARIANTS = {"mediapipe": [{"mode": "fast"}, {"mode": "fast", "model": "landscape"}]}
 
 FIXED_TRIMAP = "fixed (10 iterations)"
 
 
 def trimap_variants(band_scales) -> dict[str, dict]:
-    """``{label: query parameters}``: the service default, then one per band scale."""
-    variants = {FIXED_TRIMAP: {}}
+    """``{label: query parameters}``: the seed's fixed band (given explicitly, whatever the
+    service's defaults become), then one band per scale."""
+    variants = {FIXED_TRIMAP: {"band_scale": "0", "erode_iterations": "10",
+                               "dilate_iterations": "10"}}
     for scale in band_scales:
         variants[f"band_scale={scale:g}"] = {"band_scale": f"{scale:g}"}
     return variants
