@@ -245,6 +245,8 @@ def matting_options(image: np.ndarray, reps: int = 2) -> list[dict]:
     settings += [(f"closed-form, max_unknown={n // 1000}k", "closed-form", {"max_unknown": n},
                   TrimapParams()) for n in (25_000, 12_000)]
     settings += [("closed-form, tolerance=1e-4", "closed-form", {"tolerance": 1e-4}, TrimapParams())]
+    settings += [("closed-form, tolerance=1e-4, max_unknown=25k", "closed-form",
+                  {"tolerance": 1e-4, "max_unknown": 25_000}, TrimapParams())]
     settings += [(f"closed-form (default), trimap band_scale={s:g}", "closed-form", {},
                   TrimapParams(band_scale=s)) for s in (0.05, 0.1)]
     if "guided-filter" in MATTERS:

@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"pymatting solvers to compare with (full default: {','.join(REFERENCES)}; "
                         "'none' for none)")
     parser.add_argument("--band-scales", type=lambda s: tuple(float(x) for x in _csv(s)), default=None,
-                        help="band_scale values of the scaled-trimap variants (quick: 0.1; full: 0.05,0.1)")
+                        help="band_scale values of the scaled-trimap variants (quick: 0.05; full: 0.05,0.1)")
     parser.add_argument("--no-cache", dest="use_cache", action="store_false", default=None,
                         help="recompute the reference solvers' mattes instead of reusing OUT/cache")
     parser.add_argument("--publish", action="store_true", default=None,

@@ -42,7 +42,7 @@ class Options:
     stages: tuple = ("matting", "segmentation", "pipeline")
     limit: int = 0                             # at most this many images per data set
     references: tuple = ()                     # pymatting solvers
-    band_scales: tuple = (0.1,)
+    band_scales: tuple = (0.05,)
     use_cache: bool = True
     publish: bool = False                      # write docs/*.md and docs/img/*.png
     command: str = "python -m evaluation"
@@ -91,7 +91,7 @@ def run(opts: Options, progress=print) -> int:
     if "matting" in opts.stages and present["alphamatting"]:
         stages_run.add("matting")
         samples = _subset(datasets.alphamatting(opts.data, quick), opts.limit)
-        methods, skipped = backend_methods()
+        methods, skipped = backend_methods(extra=not quick)
         if opts.references:
             methods += reference_methods(opts.references)
         progress(f"matting: {len(samples)} images x 2 trimaps x {len(methods)} methods"
@@ -167,6 +167,7 @@ def run(opts: Options, progress=print) -> int:
     (out / "evaluation.md").write_text(md)
     (out / "evaluation.json").write_text(json.dumps(results, indent=1, default=_json_default))
     (out / "figures.json").write_text(json.dumps(figs, indent=1))
+    (out / "floors_suggested.json").write_text(json.dumps(report.suggest_floors(figs), indent=1))
     if opts.publish:
         report.publish(DOCS / "evaluation.md", "Evaluation",
                        report.evaluation_markdown(results, env_md, checks,

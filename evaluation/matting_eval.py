@@ -52,12 +52,25 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def backend_methods(names: list[str] | None = None) -> tuple[list[Method], dict[str, str]]:
-    """Matting backends that can run here, and ``{name: why}`` for those that cannot."""
+# Faster closed-form settings scored in full mode (benchmarks/bench_pipeline.py times them):
+# a looser CG tolerance (alpha needs ~1/255, not 1e-7) and a smaller solve.
+CLOSED_FORM_FAST = {"tolerance": 1e-4, "max_unknown": 25_000}
+
+
+def backend_methods(names: list[str] | None = None,
+                    extra: bool = False) -> tuple[list[Method], dict[str, str]]:
+    """Matting backends that can run here, and ``{name: why}`` for those that cannot.
+
+    Closed-form runs at full resolution (``max_unknown=0``) and with its defaults, and with
+    ``extra`` also with :data:`CLOSED_FORM_FAST`.
+    """
     methods, skipped = [], {}
     for name in names or list(MATTERS):
         variants = [({"max_unknown": 0}, "closed-form, full resolution"), ({}, None)] \
             if name == "closed-form" else [({}, None)]
+        if name == "closed-form" and extra:
+            variants.append((CLOSED_FORM_FAST, "closed-form, " + ", ".join(
+                f"{k}={v:g}" for k, v in CLOSED_FORM_FAST.items())))
         for options, label in variants:
             try:
                 matter = create_matter(name, **options)

@@ -79,14 +79,17 @@ def floors_failed(checks: list[dict]) -> bool:
     return any(c["status"] in ("FAIL", "missing") for c in checks)
 
 
-def suggest_floors(figs: dict, margin: float = 0.03) -> dict:
-    """Floors a little below the measured figures (scores - margin, errors x 1.25 + 0.1)."""
+def suggest_floors(figs: dict, margin: float = 0.02, factor: float = 1.1) -> dict:
+    """Floors a little below the measured figures: scores - ``margin``, errors x ``factor``
+    (rounded away from the measured value). Written to ``OUT/floors_suggested.json``."""
     out = {}
     for name, value in figs.items():
+        if value != value:
+            continue
         if name.endswith(("_iou", "_bf")):
-            out[name] = {"min": round(max(value - margin, 0.0), 3)}
+            out[name] = {"min": float(np.floor(max(value - margin, 0.0) * 1000) / 1000)}
         else:
-            out[name] = {"max": round(value * 1.25 + 0.1, 2)}
+            out[name] = {"max": float(np.ceil(value * factor * 100) / 100)}
     return out
 
 
