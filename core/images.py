@@ -138,7 +138,8 @@ IMAGE_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg",
 
 def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 92,
                  png_compression: int = 1) -> bytes:
-    """Encode ``H x W`` (grey, uint8 or uint16), ``H x W x 3`` RGB or ``H x W x 4`` RGBA.
+    """Encode ``H x W`` (grey, uint8 or uint16), ``H x W x 2`` (grey + alpha, uint8),
+    ``H x W x 3`` RGB or ``H x W x 4`` RGBA.
 
     ``fmt`` is one of :data:`IMAGE_FORMATS`. PNG uses a low zlib level by default: the
     output is a few percent larger and several times faster to write.
@@ -156,6 +157,12 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 92,
         raise ValueError("JPEG cannot store transparency; use format=png or webp")
     if array.dtype == np.uint16 and fmt != "png":
         raise ValueError("16-bit output needs format=png (or npy)")
+    if array.ndim == 3 and array.shape[2] == 2:  # grey + alpha: only PNG holds it
+        if fmt != "png":
+            raise ValueError("a two-channel image needs format=png (or npy)")
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(array), "LA").save(buf, "PNG", compress_level=png_compression)
+        return buf.getvalue()
     # OpenCV encodes 2-4x faster than Pillow; it wants BGR(A) channel order.
     if array.ndim == 3 and array.shape[2] == 3:
         bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)

@@ -24,15 +24,17 @@ class MatteResult:
     trimap: np.ndarray           # uint8 H x W
     alpha: np.ndarray            # H x W
     foreground: np.ndarray       # H x W x 3
-    mask: np.ndarray | None = None  # the segmenter's soft mask, when this process made it
+    mask: np.ndarray | None = None  # the segmenter's soft mask, when there is one
 
     @property
     def person_found(self) -> bool:
         return has_person(self.trimap)
 
 
-def matte_with_trimap(image: np.ndarray, trimap: np.ndarray, matter) -> MatteResult:
-    """Alpha and foreground for ``image`` (uint8 RGB) given its ``trimap``.
+def matte_with_trimap(image: np.ndarray, trimap: np.ndarray, matter,
+                      mask: np.ndarray | None = None) -> MatteResult:
+    """Alpha and foreground for ``image`` (uint8 RGB) given its ``trimap``, and the
+    segmenter's soft ``mask`` (``float32`` ``H x W``) as a prior when there is one.
 
     With no person in the trimap nothing is solved: alpha is 0 and the foreground is the image.
     """
@@ -41,22 +43,20 @@ def matte_with_trimap(image: np.ndarray, trimap: np.ndarray, matter) -> MatteRes
                          f"{image.shape[1]}x{image.shape[0]}")
     image_f = to_float(image)
     if not has_person(trimap):
-        return MatteResult(image_f, trimap, np.zeros(trimap.shape, np.float32), image_f)
-    alpha, foreground = matter.matte(image_f, trimap)
+        return MatteResult(image_f, trimap, np.zeros(trimap.shape, np.float32), image_f, mask)
+    alpha, foreground = matter.matte(image_f, trimap, mask)
     # Sure regions are sure, whatever a backend's numerics say.
     alpha = alpha.astype(np.float32, copy=False)
     alpha[trimap == FOREGROUND] = 1.0
     alpha[trimap == BACKGROUND] = 0.0
-    return MatteResult(image_f, trimap, alpha, foreground.astype(np.float32, copy=False))
+    return MatteResult(image_f, trimap, alpha, foreground.astype(np.float32, copy=False), mask)
 
 
 def matte_image(image: np.ndarray, segmenter, matter,
                 trimap_params: TrimapParams = TrimapParams()) -> MatteResult:
     """Segment, build the trimap and matte, all in this process."""
     mask = segmenter.segment(image)
-    result = matte_with_trimap(image, mask_to_trimap(mask, trimap_params), matter)
-    result.mask = mask
-    return result
+    return matte_with_trimap(image, mask_to_trimap(mask, trimap_params), matter, mask)
 
 
 def render(result: MatteResult, output_type: str = "composite", background="#00ff00",
@@ -93,5 +93,5 @@ def render(result: MatteResult, output_type: str = "composite", background="#00f
     if output_type == "trimap":
         return result.trimap
     if result.mask is None:
-        raise ValueError("the soft mask is only available where segmentation ran in-process")
+        raise ValueError("no soft mask: the trimap did not come from a segmenter")
     return to_uint8(result.mask)

@@ -167,3 +167,29 @@ def normalize_trimap(trimap: np.ndarray) -> np.ndarray:
     out[trimap <= 10] = BACKGROUND
     out[trimap >= 245] = FOREGROUND
     return out
+
+
+def band_prior(trimap: np.ndarray) -> np.ndarray:
+    """Distance-ramp alpha prior from a trimap.
+
+    Args:
+        trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
+    Returns:
+        ``float32`` ``H x W`` in ``[0, 1]``: 0 / 1 on the sure regions, and in the unknown
+        band the relative distance ``d_bg / (d_bg + d_fg)``. A band with no sure
+        foreground (or background) anywhere gets 0.5 where the other anchor is missing.
+    """
+    prior = (trimap == FOREGROUND).astype(np.float32)
+    unknown = trimap == UNKNOWN
+    if not unknown.any():
+        return prior
+    has_fg, has_bg = bool((trimap == FOREGROUND).any()), bool((trimap == BACKGROUND).any())
+    if not (has_fg and has_bg):
+        prior[unknown] = 0.5
+        return prior
+    # distanceTransform measures the distance to the nearest zero pixel.
+    d_bg = cv2.distanceTransform((trimap != BACKGROUND).astype(np.uint8), cv2.DIST_L2, 3)
+    d_fg = cv2.distanceTransform((trimap != FOREGROUND).astype(np.uint8), cv2.DIST_L2, 3)
+    ramp = d_bg / np.maximum(d_bg + d_fg, 1e-6)
+    prior[unknown] = ramp[unknown]
+    return prior

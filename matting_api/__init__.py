@@ -80,7 +80,8 @@ def _decode_trimap(data: bytes) -> np.ndarray:
 
 
 def _trimap_for(image, image_bytes, values, timer: StageTimer):
-    """The user's trimap if they sent one, else segmentation's (None: nobody found)."""
+    """``(trimap, mask)``: the user's trimap if they sent one (no mask), else
+    segmentation's trimap and soft mask (``(None, None)``: nobody found)."""
     user_trimap = uploaded_bytes("trimap", required=False)
     if user_trimap is not None:
         trimap = _decode_trimap(user_trimap)
@@ -88,14 +89,15 @@ def _trimap_for(image, image_bytes, values, timer: StageTimer):
             raise APIError(400, f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the image "
                            f"is {image.shape[1]}x{image.shape[0]}", "invalid_trimap")
         timer.lap("trimap_decode")
-        return trimap
+        return trimap, None
     forwarded = {k: values[k] for k in FORWARDED_PARAMS if k in values}
-    trimap, timing = current_app.extensions["segmentation"].trimap(image, image_bytes, forwarded)
+    trimap, mask, timing = current_app.extensions["segmentation"].trimap(image, image_bytes,
+                                                                          forwarded)
     timer.lap("segmentation")
     # Split the round trip into the remote work and what the wire cost.
     timer.stages["segmentation"] -= timing["round_trip_ms"] - timing["server_ms"]
     timer.stages["transport"] = timing["round_trip_ms"] - timing["server_ms"]
-    return trimap
+    return trimap, mask
 
 
 def _background(values):
@@ -105,10 +107,10 @@ def _background(values):
     return values.get("background") or DEFAULT_BACKGROUND
 
 
-def _matte_image(image, trimap, timer):
+def _matte_image(image, trimap, mask, timer):
     if trimap is None:
         trimap = np.full(image.shape[:2], BACKGROUND, np.uint8)
-    result = matte_with_trimap(image, trimap, current_app.extensions["matter"])
+    result = matte_with_trimap(image, trimap, current_app.extensions["matter"], mask)
     timer.lap("matting")
     return result
 
@@ -133,8 +135,8 @@ def matte_endpoint():
     image = decode_image(image_bytes, current_app.config["MAX_PIXELS"])
     background = _background(values)
     timer.lap("decode")
-    trimap = _trimap_for(image, image_bytes, values, timer)
-    result = _matte_image(image, trimap, timer)
+    trimap, mask = _trimap_for(image, image_bytes, values, timer)
+    result = _matte_image(image, trimap, mask, timer)
     if output_type == "alpha" and fmt == "npy":
         out = result.alpha
     else:
@@ -155,8 +157,8 @@ def _legacy(background_key: str | None):
     if background_key is not None:
         background = json_image(body, background_key)
     timer = StageTimer()
-    trimap = _trimap_for(image, None, {}, timer)
-    result = _matte_image(image, trimap, timer)
+    trimap, mask = _trimap_for(image, None, {}, timer)
+    result = _matte_image(image, trimap, mask, timer)
     return jsonify({"output": render(result, "composite", background, "cover").tolist()})
 
 

@@ -2,7 +2,8 @@
 
 Endpoints (see README "API"):
     POST /trimap   image file or .npy -> trimap PNG (0 / 128 / 255), 406 when nobody is found
-                   (``max_people=N``: keep the N most confident people, Mask R-CNN)
+                   (``max_people=N``: keep the N most confident people, Mask R-CNN;
+                   ``include_mask=1``: a second channel with the soft mask, 0..255)
     POST /mask     image -> soft person mask PNG (0..255)
     POST /         the original JSON API: {"image": HxWx3} -> {"trimap": HxWx2} or 406
     GET  /health
@@ -109,6 +110,9 @@ def trimap_endpoint():
     timer.lap("trimap")
     if not has_person(trimap):
         raise APIError(406, "no person found in the image", "no_person")
+    if values.get("include_mask", "0").lower() in ("1", "true", "yes"):
+        # Channel 1 carries the soft mask: matting uses it as a prior inside the band.
+        trimap = np.dstack([trimap, to_uint8(mask)])
     return _timed_response(trimap, fmt, timer, {"X-Person-Found": "true"})
 
 

@@ -102,3 +102,18 @@ def test_photo_without_people_is_returned_unchanged():
     result = matte_image(rocket, create_segmenter("mediapipe"), create_matter("closed-form"))
     assert not result.person_found
     assert np.array_equal(render(result, "composite", "#00ff00"), rocket)
+
+
+def test_mask_prior_keeps_closed_form_on_the_person(astronaut):
+    """With a wide band over a busy background, the plain closed form can bleed; the
+    segmenter's mask as a weak prior keeps alpha on the person (see closed_form.py)."""
+    segmenter, matter = create_segmenter("mediapipe"), create_matter("closed-form")
+    mask = segmenter.segment(astronaut)
+    trimap = mask_to_trimap(mask)
+    with_prior, _ = matter.matte(to_float(astronaut), trimap, mask)
+    person = mask > 0.5
+    agreement = ((with_prior > 0.5) == person).mean()
+    assert agreement > 0.97
+    # Still a matte, not a copy of the mask: the band holds values the mask does not.
+    band = trimap == UNKNOWN
+    assert np.abs(with_prior - mask)[band].mean() > 0.005

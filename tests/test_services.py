@@ -66,6 +66,18 @@ def test_trimap_endpoint_returns_a_png_trimap(services, astronaut_bytes):
     assert trimap[100, 220] == FOREGROUND and trimap[10, 10] == BACKGROUND
 
 
+def test_trimap_with_the_soft_mask(services, astronaut_bytes):
+    r = requests.post(services.segmentation + "/trimap", params={"include_mask": "1"},
+                      data=astronaut_bytes, timeout=TIMEOUT)
+    both = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert both.shape == (512, 512, 2)  # grey + alpha PNG: trimap, soft mask
+    assert both[100, 220, 0] == FOREGROUND and both[100, 220, 1] > 240 and both[10, 10, 1] < 20
+    r = requests.post(services.segmentation + "/trimap", params={"include_mask": "1",
+                                                                 "format": "npy"},
+                      data=astronaut_bytes, timeout=TIMEOUT)
+    assert np.array_equal(np.load(io.BytesIO(r.content)), both)
+
+
 def test_trimap_parameters_per_request(services, astronaut_bytes):
     def unknown_count(**params):
         r = requests.post(services.segmentation + "/trimap", params=params,

@@ -26,12 +26,16 @@ class Matter:
     def is_available(cls, **options) -> tuple[bool, str]:
         return True, "embedded"
 
-    def matte(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def matte(self, image: np.ndarray, trimap: np.ndarray,
+              prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Estimate alpha and foreground colours in the trimap's unknown band.
 
         Args:
             image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
             trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
+            prior: optional ``float32`` ``H x W`` in ``[0, 1]``: the segmenter's soft mask,
+                a hint for where the person is inside the band. Backends that learned
+                their own notion of it (FBA) ignore it.
         Returns:
             ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``;
             alpha is exactly 0 / 1 on the trimap's sure regions.

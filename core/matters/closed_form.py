@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from core.matters import Matter
-from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN
+from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_prior
 
 log = logging.getLogger(__name__)
 
@@ -35,50 +35,90 @@ def unknown_bbox(trimap: np.ndarray, margin: int) -> tuple[slice, slice] | None:
             slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)))
 
 
-def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray, epsilon: float = 1e-7,
-                               radius: int = 1, max_iterations: int = 2000,
-                               tolerance: float = 1e-7, max_unknown: int = 50_000) -> np.ndarray:
+def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray,
+                               prior: np.ndarray | None = None, prior_weight: float = 0.01,
+                               epsilon: float = 1e-7, radius: int = 1,
+                               max_iterations: int = 2000, tolerance: float = 1e-7,
+                               max_unknown: int = 50_000) -> np.ndarray:
     """Closed-form alpha on the unknown band's bounding box (downscaled past ``max_unknown``).
+
+    Minimises ``a' L a + prior_weight * |a - prior|^2`` over the unknown pixels, with the
+    trimap's sure pixels fixed (Levin et al.'s closed form plus a data term). The matting
+    Laplacian alone has no idea where the person is: in a wide band over a background of
+    similar colours it propagates foreground into the wall (on the portraits set, mean IoU
+    of alpha > 0.5 fell from 0.93 for the mask to 0.78). A weak pull toward the segmenter's
+    soft mask keeps the solution anchored (0.92) while the Laplacian still places the edge
+    on the image's colour lines; it also conditions the system, so the solve is faster.
 
     Args:
         image: ``float`` RGB ``H x W x 3`` in ``[0, 1]``.
         trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
+        prior: optional ``float`` ``H x W`` in ``[0, 1]`` (the soft person mask).
+        prior_weight: strength of the pull toward ``prior`` (0 = plain closed form).
     Returns:
         ``float32`` alpha ``H x W`` in ``[0, 1]``.
     """
-    from pymatting import estimate_alpha_cf
-
+    solver = dict(prior_weight=prior_weight, epsilon=epsilon, radius=radius,
+                  max_iterations=max_iterations, tolerance=tolerance)
     n_unknown = int(np.count_nonzero(trimap == UNKNOWN))
     if max_unknown and n_unknown > max_unknown:
-        return _solve_downscaled(image, trimap, np.sqrt(n_unknown / max_unknown),
-                                 epsilon=epsilon, radius=radius,
-                                 max_iterations=max_iterations, tolerance=tolerance)
+        return _solve_downscaled(image, trimap, prior, np.sqrt(n_unknown / max_unknown), **solver)
     alpha = (trimap == FOREGROUND).astype(np.float32)
     box = unknown_bbox(trimap, margin=radius + 1)
     if box is None:
         return alpha
-    sub_trimap = trimap[box].astype(np.float64) / 255.0
-    if sub_trimap.min() > 0.0 or sub_trimap.max() < 1.0:
-        # No sure background (or foreground) to anchor the solution: the system is
-        # singular. Fall back to the trimap's own guess rather than solve noise.
-        log.debug("unknown band has no %s anchor; using 0.5", "bg" if sub_trimap.min() else "fg")
-        alpha[box][trimap[box] == UNKNOWN] = 0.5
+    sub_trimap = trimap[box]
+    if prior is None and not ((sub_trimap == FOREGROUND).any() and (sub_trimap == BACKGROUND).any()):
+        # No sure background (or foreground) to anchor the solution and no prior: the
+        # system is singular. Use the trimap's own guess rather than solve noise.
+        log.debug("unknown band without a fg/bg anchor or a prior; using 0.5")
+        alpha[box][sub_trimap == UNKNOWN] = 0.5
         return alpha
-    sub_alpha = estimate_alpha_cf(
-        image[box].astype(np.float64), sub_trimap,
-        laplacian_kwargs={"epsilon": epsilon, "radius": radius},
-        cg_kwargs={"maxiter": max_iterations, "rtol": tolerance},
-    )
-    alpha[box] = sub_alpha
+    sub_prior = None if prior is None else prior[box]
+    try:
+        alpha[box] = _solve_band(image[box], sub_trimap, sub_prior, **solver)
+    except ValueError as exc:  # pymatting's CG: "did not converge"
+        # Ill-conditioned band (flat colours, epsilon tiny): anchor it to a distance ramp
+        # across the band, or to the prior, and solve again; this always converges.
+        log.warning("closed-form solve failed (%s); solving again with a ramp prior", exc)
+        ramp = band_prior(sub_trimap) if sub_prior is None else sub_prior
+        alpha[box] = _solve_band(image[box], sub_trimap, ramp,
+                                 **{**solver, "prior_weight": max(prior_weight, 1e-3)})
     return alpha
 
 
-def _solve_downscaled(image, trimap, scale, **solver):
+def _solve_band(image, trimap, prior, prior_weight, epsilon, radius, max_iterations, tolerance):
+    """Solve one crop; ``trimap`` uint8, ``prior`` float or None. Returns float32 alpha."""
+    import scipy.sparse as sparse
+    from pymatting import cf_laplacian, cg, ichol
+
+    is_fg = (trimap == FOREGROUND).ravel()
+    is_unknown = (trimap == UNKNOWN).ravel()
+    is_known = ~is_unknown
+    laplacian = cf_laplacian(image.astype(np.float64), epsilon, radius,
+                             is_known=is_known.reshape(trimap.shape))
+    system = laplacian[is_unknown, :][:, is_unknown]
+    rhs = -laplacian[is_unknown, :][:, is_known].dot(is_fg[is_known].astype(np.float64))
+    x0 = None
+    if prior is not None and prior_weight > 0:
+        target = prior.astype(np.float64).ravel()[is_unknown]
+        system = (system + prior_weight * sparse.identity(system.shape[0], format="csr")).tocsr()
+        rhs = rhs + prior_weight * target
+        x0 = target
+    solution = cg(system, rhs, x0=x0, M=ichol(system), maxiter=max_iterations, rtol=tolerance)
+    alpha = is_fg.astype(np.float64)
+    alpha[is_unknown] = np.clip(solution, 0.0, 1.0)
+    return alpha.reshape(trimap.shape).astype(np.float32)
+
+
+def _solve_downscaled(image, trimap, prior, scale, **solver):
     h, w = trimap.shape
     size = (max(int(round(w / scale)), 8), max(int(round(h / scale)), 8))
     small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     small_trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST)
-    small_alpha = estimate_alpha_closed_form(small_image, small_trimap, max_unknown=0, **solver)
+    small_prior = None if prior is None else cv2.resize(prior, size, interpolation=cv2.INTER_AREA)
+    small_alpha = estimate_alpha_closed_form(small_image, small_trimap, small_prior,
+                                             max_unknown=0, **solver)
     alpha = cv2.resize(small_alpha, (w, h), interpolation=cv2.INTER_LINEAR)
     alpha[trimap == FOREGROUND] = 1.0
     alpha[trimap == BACKGROUND] = 0.0
@@ -126,19 +166,22 @@ class ClosedFormMatter(Matter):
     name = "closed-form"
 
     def __init__(self, epsilon: float = 1e-7, radius: int = 1, max_iterations: int = 2000,
-                 tolerance: float = 1e-7, max_unknown: int = 50_000, **_unused):
+                 tolerance: float = 1e-7, max_unknown: int = 50_000, prior_weight: float = 0.01,
+                 **_unused):
         self.epsilon, self.radius, self.max_unknown = epsilon, radius, max_unknown
+        self.prior_weight = prior_weight
         self.max_iterations, self.tolerance = max_iterations, tolerance
 
     @classmethod
     def is_available(cls, **options) -> tuple[bool, str]:
         return True, "embedded (pymatting closed-form)"
 
-    def matte(self, image, trimap):
-        alpha = estimate_alpha_closed_form(image, trimap, self.epsilon, self.radius,
-                                           self.max_iterations, self.tolerance, self.max_unknown)
+    def matte(self, image, trimap, prior=None):
+        alpha = estimate_alpha_closed_form(image, trimap, prior, self.prior_weight, self.epsilon,
+                                           self.radius, self.max_iterations, self.tolerance,
+                                           self.max_unknown)
         return alpha, estimate_foreground(image, alpha, trimap)
 
     def describe(self) -> dict:
         return {"name": self.name, "epsilon": self.epsilon, "radius": self.radius,
-                "max_unknown": self.max_unknown}
+                "max_unknown": self.max_unknown, "prior_weight": self.prior_weight}

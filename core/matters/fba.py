@@ -272,9 +272,11 @@ class FBAMatter(Matter):
         bg[alpha == 0] = image[alpha == 0]
         return alpha, fg, bg
 
-    def matte(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def matte(self, image: np.ndarray, trimap: np.ndarray,
+              prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """See :meth:`core.matters.Matter.matte`; the foreground is FBA's own prediction
-        (``F'`` after the fusion step), equal to the image where alpha is 1."""
+        (``F'`` after the fusion step), equal to the image where alpha is 1. ``prior`` is
+        not used: FBA reads the person from the image and trimap itself."""
         alpha, fg, _ = self.predict(image, trimap)
         return alpha, fg
 

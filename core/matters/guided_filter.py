@@ -28,33 +28,7 @@ import cv2
 import numpy as np
 
 from core.matters import Matter
-from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN
-
-
-def band_prior(trimap: np.ndarray) -> np.ndarray:
-    """Distance-ramp alpha prior from a trimap.
-
-    Args:
-        trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
-    Returns:
-        ``float32`` ``H x W`` in ``[0, 1]``: 0 / 1 on the sure regions, and in the unknown
-        band the relative distance ``d_bg / (d_bg + d_fg)``. A band with no sure
-        foreground (or background) anywhere gets 0.5 where the other anchor is missing.
-    """
-    prior = (trimap == FOREGROUND).astype(np.float32)
-    unknown = trimap == UNKNOWN
-    if not unknown.any():
-        return prior
-    has_fg, has_bg = bool((trimap == FOREGROUND).any()), bool((trimap == BACKGROUND).any())
-    if not (has_fg and has_bg):
-        prior[unknown] = 0.5
-        return prior
-    # distanceTransform measures the distance to the nearest zero pixel.
-    d_bg = cv2.distanceTransform((trimap != BACKGROUND).astype(np.uint8), cv2.DIST_L2, 3)
-    d_fg = cv2.distanceTransform((trimap != FOREGROUND).astype(np.uint8), cv2.DIST_L2, 3)
-    ramp = d_bg / np.maximum(d_bg + d_fg, 1e-6)
-    prior[unknown] = ramp[unknown]
-    return prior
+from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_prior
 
 
 def _local_mean(image: np.ndarray, weight: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
@@ -199,16 +173,18 @@ class GuidedFilterMatter(Matter):
     def _radius(self, shape) -> int:
         return self.radius or max(int(round(float(np.hypot(*shape[:2])) / 100)), 2)
 
-    def matte(self, image, trimap):
-        """Alpha from the local-colour prior (:func:`color_prior`) refined by the guided filter.
+    def matte(self, image, trimap, prior=None):
+        """Alpha from ``prior`` (the segmenter's soft mask) when given, else from the
+        local-colour prior (:func:`color_prior`), refined by the guided filter.
 
         Args:
             image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
             trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
+            prior: optional ``float32`` ``H x W`` in ``[0, 1]``.
         Returns:
             ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``.
         """
-        return self.refine(image, trimap, color_prior(image, trimap))
+        return self.refine(image, trimap, color_prior(image, trimap) if prior is None else prior)
 
     def refine(self, image: np.ndarray, trimap: np.ndarray,
                prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -67,9 +67,8 @@ class FrameProcessor:
     """The per-frame function: image -> soft mask -> (smoothing) -> trimap -> alpha -> output.
 
     Args:
-        segmenter, matter: backend instances (``segment(image)``, ``matte(image, trimap)``).
-            A matter with ``refine(image, trimap, prior)`` (the guided-filter one) gets the
-            (smoothed) soft mask as its prior.
+        segmenter, matter: backend instances (``segment(image)``,
+            ``matte(image, trimap, prior)``); the (smoothed) soft mask is the prior.
         output_type: :data:`OUTPUT_TYPES`.
         smoothing: temporal smoothing of the soft mask and of alpha (:class:`TemporalSmoother`).
         trimap_params: how masks become trimaps (:data:`VIDEO_TRIMAP` by default).
@@ -105,10 +104,8 @@ class FrameProcessor:
         trimap = mask_to_trimap(mask, self.trimap_params)
         if not has_person(trimap):
             alpha, foreground = np.zeros(mask.shape, np.float32), image_f
-        elif hasattr(self.matter, "refine"):
-            alpha, foreground = self.matter.refine(image_f, trimap, mask)
         else:
-            alpha, foreground = self.matter.matte(image_f, trimap)
+            alpha, foreground = self.matter.matte(image_f, trimap, mask)
         alpha = alpha.astype(np.float32, copy=False)
         if self.smoother is not None:
             alpha = self.smoother.blend(self._alpha, alpha)
