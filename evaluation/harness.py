@@ -222,7 +222,7 @@ def _video_examples(urls, data_dir: Path) -> list:
 
         alpha = _npy(post_matte(session, urls.matting, data, "frame.png",
                                 {"output": "alpha", "format": "npy"})[0])
-        rows.append((f"{Path(filename).stem} #{index}",
+        rows.append((f"{Path(filename).stem.split('-')[0]} #{index}",
                      fetch_example(session, urls.matting, data, "frame.png", alpha, image)))
     return rows
 

@@ -56,6 +56,8 @@ def matting_bars(rows: list[dict], path: Path, note: str = "") -> Path | None:
                     for im in images]
             ax.bar(np.arange(len(images)) + (i - (len(methods) - 1) / 2) * width, vals, width,
                    label=m, color=colours[i % 10])
+        top = np.nanmax([r["sad"] for r in picked])
+        ax.set_ylim(0, top * 1.3)             # room for the legend
         ax.set_xticks(np.arange(len(images)), images, fontsize=8)
         ax.set_ylabel("SAD (lower is better)", fontsize=8)
         ax.set_title(f"alphamatting, {trimap}", fontsize=9)

@@ -103,8 +103,8 @@ def matting_tables(rows: list[dict], skipped: dict) -> str:
     if not rows:
         return "_Matting stage not run (alphamatting data absent or stage not selected)._\n"
     out = ["Mean over the images, errors over each trimap's unknown pixels: SAD = sum |a - a*| "
-           "/ 1000, MSE x 1000, Grad = sum (|grad a| - |grad a*|)^2 / 1000 (derivative of "
-           "Gaussian, sigma 1.4); lower is better. *s/image* is the solve time "
+           "/ 1000, MSE x 1000, Grad = sum (|grad a| - |grad a*|)^2 / 1000 (the literature's "
+           "`gaussgradient`, sigma 1.4); lower is better. *s/image* is the solve time "
            "(backends: alpha and foreground, as the service runs them; references: alpha only).\n"]
     methods = list(OrderedDict.fromkeys(r["method"] for r in rows))
     kinds = {r["method"]: r["kind"] for r in rows}
