@@ -187,3 +187,15 @@ def resolve_device(device="auto"):
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {device!r}; use auto, cpu or cuda")
     return dev
+
+
+def weights_availability(path, missing: str, device="auto") -> tuple[bool, str]:
+    """What a backend's ``is_available`` answers: ``(False, missing)`` when ``path`` is not
+    a file, ``(False, why)`` for an unusable ``device``, else ``(True, "weights PATH, DEVICE")``."""
+    if path is None or not Path(path).is_file():
+        return False, missing
+    try:
+        dev = resolve_device(device)
+    except ValueError as exc:
+        return False, str(exc)
+    return True, f"weights {path}, {dev}"

@@ -198,17 +198,12 @@ class FBAMatter(Matter):
             import torch  # noqa: F401
         except ImportError:
             return False, "PyTorch is not installed (pip install -r requirements-matting.txt)"
-        from models import FBA, resolve_device
+        from models import FBA, weights_availability
         path = resolve_weights(weights_path, models_dir)
-        if path is None or not path.is_file():
-            where = path if weights_path else FBA.path(models_dir)
-            return False, (f"no FBA weights at {where}; get {FBA.filename} with "
-                           f"'python -m models.download --only fba' ({FBA.licence})")
-        try:
-            dev = resolve_device(device)
-        except ValueError as exc:
-            return False, str(exc)
-        return True, f"weights {path}, {dev}"
+        where = path if weights_path else FBA.path(models_dir)
+        return weights_availability(path, f"no FBA weights at {where}; get {FBA.filename} with "
+                                    f"'python -m models.download --only fba' ({FBA.licence})",
+                                    device)
 
     def __init__(self, weights_path=None, models_dir=None, device="auto", half=False,
                  max_size: int | str | None = "auto", **_ignored):

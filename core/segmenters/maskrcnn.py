@@ -136,19 +136,14 @@ class MaskRCNNSegmenter(Segmenter):
             record = _record(variant)
         except ValueError as exc:
             return False, str(exc)
+        from models import weights_availability
         path = Path(weights_path) if weights_path else record.find(models_dir)
-        if path is None or not path.is_file():
-            where = path if weights_path else (
-                f"{record.path(models_dir)} or torch.hub's cache")
-            flag = "maskrcnn" if variant == "v1" else "maskrcnn_v2"
-            return False, (f"no Mask R-CNN {variant} weights ({record.filename}) at {where}; "
-                           f"get them with 'python -m models.download --only {flag}'")
-        from models import resolve_device
-        try:
-            dev = resolve_device(device)
-        except ValueError as exc:
-            return False, str(exc)
-        return True, f"Mask R-CNN {variant}, weights {path}, {dev}"
+        where = path if weights_path else f"{record.path(models_dir)} or torch.hub's cache"
+        flag = "maskrcnn" if variant == "v1" else "maskrcnn_v2"
+        ok, why = weights_availability(
+            path, f"no Mask R-CNN {variant} weights ({record.filename}) at {where}; "
+                  f"get them with 'python -m models.download --only {flag}'", device)
+        return ok, (f"Mask R-CNN {variant}, {why}" if ok else why)
 
     def __init__(self, variant: str = "v1", weights_path=None, models_dir=None,
                  device="auto", score_threshold: float = 0.6,
