@@ -18,7 +18,10 @@ Two modes (constructor option ``mode``):
      (the ``landscape`` model, for step 5).
   3. Everyone the detector finds on its first look is kept. People found only later
      (with the others greyed out, or in tiles) are kept when they are a main subject: at
-     least ``main_subject_ratio`` of the biggest person's area or torso length; or, all
+     least ``main_subject_ratio`` of the biggest person's area or torso length, and seen
+     by a selfie model (mean ``context_support`` over their body, the larger of the
+     whole-image and the crop mask: with a close-up greyed out, the detector can imagine
+     a big person in a blurred background); or, all
      three at once, they stand with the main subjects (within ``group_gap`` times their
      own size), on the same ground line (their lowest point no more than
      ``ground_tolerance`` of the image height above the main subjects' lowest point:
@@ -187,7 +190,7 @@ class MediaPipeSegmenter(Segmenter):
         with self._lock:
             selfie_landscape = self._selfie_on(self._selfie_landscape, image)
             people = self._pose.find_people(image, self.max_people)
-            kept = self._main_subjects(image, people)
+            kept = self._main_subjects(image, people, selfie_landscape)
             bystanders = [p for p in people if not any(p is k for k in kept)]
             people = kept
             if self.flip_average:
@@ -214,7 +217,7 @@ class MediaPipeSegmenter(Segmenter):
             explained |= person.mask > 0.5
         return self._add_missed_people(merged, selfie_landscape, explained, biggest)
 
-    def _main_subjects(self, image: np.ndarray, people):
+    def _main_subjects(self, image: np.ndarray, people, selfie_landscape: np.ndarray):
         """The people who are main subjects (see the module docstring, step 3)."""
         if not people:
             return []
@@ -225,8 +228,13 @@ class MediaPipeSegmenter(Segmenter):
         for person in people:
             ratio = person.area / biggest
             scale = person.torso_fraction(height, width) / tallest if tallest > 0 else 1.0
-            if person.look == 1 or max(ratio, scale) >= self.main_subject_ratio:
+            if person.look == 1:
                 kept.append(person)
+            elif max(ratio, scale) >= self.main_subject_ratio:
+                # With the first people greyed out, the detector sometimes sees a person in
+                # the background of a close-up: a selfie model must agree.
+                if self._selfie_support(image, person, selfie_landscape) >= self.context_support:
+                    kept.append(person)
             else:
                 doubtful.append(person)
         if not doubtful:
@@ -248,6 +256,15 @@ class MediaPipeSegmenter(Segmenter):
             if float(around[body[y0:y1, x0:x1]].mean()) >= self.context_support:
                 kept.append(person)
         return kept
+
+    def _selfie_support(self, image: np.ndarray, person, selfie_landscape: np.ndarray) -> float:
+        """How much the selfie models see ``person``: the larger of the whole-image
+        (landscape) and the person's crop (general) selfie masks, averaged over their body."""
+        body = person.mask > 0.5
+        x0, y0, x1, y1 = _box_around(body, self.crop_margin)
+        crop = self._selfie_on(self._selfie_general, image[y0:y1, x0:x1])
+        return max(float(selfie_landscape[body].mean()),
+                   float(crop[body[y0:y1, x0:x1]].mean()))
 
     def _add_missed_people(self, merged: np.ndarray, selfie: np.ndarray, explained: np.ndarray,
                            biggest: int) -> np.ndarray:
