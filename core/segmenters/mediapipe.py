@@ -251,20 +251,23 @@ class MediaPipeSegmenter(Segmenter):
                 continue  # small, and away from the main subjects: a passer-by
             if ground - (y1 - 1) > self.ground_tolerance * height:
                 continue  # ends higher up than the main subjects: further back, a bystander
-            x0, y0, x1, y1 = _box_around(body, 1.0)
-            around = self._selfie_on(self._selfie_general, image[y0:y1, x0:x1])
-            if float(around[body[y0:y1, x0:x1]].mean()) >= self.context_support:
+            if self._crop_support(image, body, 1.0) >= self.context_support:
                 kept.append(person)
         return kept
 
+    def _crop_support(self, image: np.ndarray, body: np.ndarray, margin: float) -> float:
+        """Mean of the general selfie model's mask over ``body``, the model shown a crop
+        around it (``margin`` times its longer side on each side)."""
+        x0, y0, x1, y1 = _box_around(body, margin)
+        crop = self._selfie_on(self._selfie_general, image[y0:y1, x0:x1])
+        return float(crop[body[y0:y1, x0:x1]].mean())
+
     def _selfie_support(self, image: np.ndarray, person, selfie_landscape: np.ndarray) -> float:
         """How much the selfie models see ``person``: the larger of the whole-image
-        (landscape) and the person's crop (general) selfie masks, averaged over their body."""
+        (landscape) mask and their crop's (general) mask, averaged over their body."""
         body = person.mask > 0.5
-        x0, y0, x1, y1 = _box_around(body, self.crop_margin)
-        crop = self._selfie_on(self._selfie_general, image[y0:y1, x0:x1])
         return max(float(selfie_landscape[body].mean()),
-                   float(crop[body[y0:y1, x0:x1]].mean()))
+                   self._crop_support(image, body, self.crop_margin))
 
     def _add_missed_people(self, merged: np.ndarray, selfie: np.ndarray, explained: np.ndarray,
                            biggest: int) -> np.ndarray:
