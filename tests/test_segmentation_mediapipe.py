@@ -135,3 +135,20 @@ def test_close_up_keeps_off_background_the_detector_imagines(accurate, portraits
     # see nobody there, so that person must not be kept (IoU was 0.42 and 0.68 before).
     for sample in (s for s in portraits if s.name in ("25", "83")):
         assert mask_iou(accurate.segment(sample.image), sample.mask) >= 0.85, sample.name
+
+
+def test_people_seen_only_later_and_unconfirmed_are_all_dropped(accurate):
+    # Nobody on the detector's first look (people found only in tiles, look 4), and the
+    # selfie models see nothing of the biggest on a flat grey image: it is not a main
+    # subject, so the smaller one has no group to stand with and is dropped too.
+    from core.segmenters.person_detection import Person
+
+    image = np.full((240, 320, 3), 127, np.uint8)
+    landmarks = np.zeros((33, 4), np.float32)
+    landmarks[:, 1] = np.linspace(0.2, 0.9, 33)  # a torso a fraction of the height long
+    big, small = np.zeros((240, 320), np.float32), np.zeros((240, 320), np.float32)
+    big[40:220, 40:120] = 1.0
+    small[150:220, 200:230] = 1.0
+    people = [Person(big, landmarks, 0.9, look=4), Person(small, landmarks * 0.5, 0.6, look=4)]
+    landscape = accurate._selfie_on(accurate._selfie_landscape, image)
+    assert accurate._main_subjects(image, people, landscape) == []

@@ -237,8 +237,8 @@ class MediaPipeSegmenter(Segmenter):
                     kept.append(person)
             else:
                 doubtful.append(person)
-        if not doubtful:
-            return kept
+        if not doubtful or not kept:
+            return kept  # no main subject (all seen only later, none confirmed): nobody to stand with
         subjects = np.zeros((height, width), np.uint8)
         for person in kept:
             subjects |= (person.mask > 0.5).astype(np.uint8)
