@@ -12,14 +12,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.errors import ImageError, ParameterError
+
 # 50 megapixels: larger than any phone photo, small enough that a request cannot make
 # the service allocate gigabytes. Services pass their own configured limit.
 DEFAULT_MAX_PIXELS = 50_000_000
 NPY_MAGIC = b"\x93NUMPY"
-
-
-class ImageError(ValueError):
-    """The input is not an image we can use; the message says why (shown to users)."""
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:
@@ -45,11 +43,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     if not data:
         raise ImageError("image is empty (0 bytes)")
     if data[:6] == NPY_MAGIC:
-        try:
-            array = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ImageError(f"corrupt .npy image: {exc}") from None
-        return image_from_array(array, max_pixels)
+        return image_from_array(load_npy(data), max_pixels)
     try:
         with Image.open(io.BytesIO(data)) as img:
             _check_size(img.width, img.height, max_pixels)
@@ -60,6 +54,18 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise ImageError("data is not an image in a format we can read") from None
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"corrupt or truncated image: {exc}") from None
+
+
+def load_npy(data: bytes, what: str = "image") -> np.ndarray:
+    """An array from ``.npy`` bytes (no pickles).
+
+    Raises:
+        ImageError: corrupt or truncated data, or an object array.
+    """
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ImageError(f"corrupt .npy {what}: {exc}") from None
 
 
 def pil_to_rgb(img: Image.Image) -> np.ndarray:
@@ -144,22 +150,23 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 92,
     ``fmt`` is one of :data:`IMAGE_FORMATS`. PNG uses a low zlib level by default: the
     output is a few percent larger and several times faster to write.
     Raises:
-        ValueError: a format that cannot hold this array (JPEG with alpha or 16 bits).
+        ParameterError: a format that cannot hold this array (JPEG with alpha or 16 bits).
+        ValueError: an array no encoder takes (a bug in the caller).
     """
     fmt = fmt.lower()
     if fmt not in IMAGE_FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(set(IMAGE_FORMATS))}")
+        raise ParameterError(f"unknown format {fmt!r}; choose one of {sorted(set(IMAGE_FORMATS))}")
     if fmt == "npy":
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
         return buf.getvalue()
     if array.ndim == 3 and array.shape[2] == 4 and fmt in ("jpeg", "jpg"):
-        raise ValueError("JPEG cannot store transparency; use format=png or webp")
+        raise ParameterError("JPEG cannot store transparency; use format=png or webp")
     if array.dtype == np.uint16 and fmt != "png":
-        raise ValueError("16-bit output needs format=png (or npy)")
+        raise ParameterError("16-bit output needs format=png (or npy)")
     if array.ndim == 3 and array.shape[2] == 2:  # grey + alpha: only PNG holds it
         if fmt != "png":
-            raise ValueError("a two-channel image needs format=png (or npy)")
+            raise ParameterError("a two-channel image needs format=png (or npy)")
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(array), "LA").save(buf, "PNG", compress_level=png_compression)
         return buf.getvalue()
@@ -192,5 +199,5 @@ def format_for_path(path) -> str:
     """Output format from a file name's extension (``.png`` -> ``png``...)."""
     suffix = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else ""
     if suffix not in IMAGE_FORMATS:
-        raise ValueError(f"cannot tell the image format of {path!r}; use .png, .jpg, .webp or .npy")
+        raise ParameterError(f"cannot tell the image format of {path!r}; use .png, .jpg, .webp or .npy")
     return "jpeg" if suffix == "jpg" else suffix

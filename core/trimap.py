@@ -7,12 +7,22 @@ form instead (channel 0 = sure background, channel 1 = sure foreground); convert
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 import cv2
 import numpy as np
 
+from core.errors import ImageError, ParameterError
+from core.images import DEFAULT_MAX_PIXELS, NPY_MAGIC, decode_image, load_npy
+
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
+
+
+# Fields a method sets when the caller sets them nowhere (``resolve``): the original's
+# Detectron alternative erodes once and dilates five times.
+METHOD_DEFAULTS = {"soft": {}, "binary": {"erode_iterations": 1, "dilate_iterations": 5}}
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,9 @@ class TrimapParams:
     ``band_scale`` > 0 scales the iteration counts with the person's size instead
     (iterations = band_scale * sqrt(person area) / kernel_size), so the band is as wide,
     relative to the person, on a thumbnail as on a 4K photo.
+
+    Raises:
+        ParameterError: a value out of range (the message names the field and its range).
     """
 
     method: str = "soft"
@@ -39,47 +52,80 @@ class TrimapParams:
     band_scale: float = 0.0
 
     def __post_init__(self):
-        if self.method not in ("soft", "binary"):
-            raise ValueError(f"trimap method must be 'soft' or 'binary', got {self.method!r}")
+        if self.method not in METHOD_DEFAULTS:
+            raise ParameterError(f"trimap method must be one of {sorted(METHOD_DEFAULTS)}, "
+                                 f"got {self.method!r}")
         for name in ("fg_threshold", "unknown_threshold", "binary_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+                raise ParameterError(f"{name} must lie in [0, 1], got {value}")
         if self.unknown_threshold > self.fg_threshold:
-            raise ValueError("unknown_threshold must not exceed fg_threshold")
+            raise ParameterError("unknown_threshold must not exceed fg_threshold")
         if not 1 <= self.kernel_size <= 51:
-            raise ValueError(f"kernel_size must lie in [1, 51], got {self.kernel_size}")
+            raise ParameterError(f"kernel_size must lie in [1, 51], got {self.kernel_size}")
         for name in ("erode_iterations", "dilate_iterations"):
             if not 0 <= getattr(self, name) <= 100:
-                raise ValueError(f"{name} must lie in [0, 100], got {getattr(self, name)}")
+                raise ParameterError(f"{name} must lie in [0, 100], got {getattr(self, name)}")
         if not 0.0 <= self.band_scale <= 1.0:
-            raise ValueError(f"band_scale must lie in [0, 1], got {self.band_scale}")
+            raise ParameterError(f"band_scale must lie in [0, 1], got {self.band_scale}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names, which are also the request parameters and ``TRIMAP_*`` settings."""
+        return tuple(f.name for f in fields(cls))
 
     @classmethod
     def binary(cls, **overrides) -> "TrimapParams":
         """The Detectron alternative's defaults: erode once, dilate five times."""
-        return cls(**{"method": "binary", "erode_iterations": 1, "dilate_iterations": 5,
-                      **overrides})
+        return cls.resolve({"method": "binary", **overrides})
 
     @classmethod
-    def from_mapping(cls, values, base: "TrimapParams | None" = None) -> "TrimapParams":
-        """Build from strings (query parameters, environment); unknown keys are ignored.
+    def parse(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The trimap fields present in ``values`` (query parameters, environment: strings or
+        numbers), converted to their types; other keys are left out, empty values too.
 
         Raises:
-            ValueError: a value that does not parse or is out of range.
+            ParameterError: a value that does not parse.
         """
-        base = base or cls()
-        kwargs = {}
+        parsed = {}
         for f in fields(cls):
-            if f.name in values and values[f.name] not in (None, ""):
-                raw = values[f.name]
-                try:
-                    kwargs[f.name] = type(getattr(base, f.name))(raw)
-                except (TypeError, ValueError):
-                    raise ValueError(f"{f.name}: cannot read {raw!r} as a number") from None
-        if kwargs.get("method") == "binary" and base.method != "binary":
-            base = cls.binary()
-        return cls(**{**base.__dict__, **kwargs})
+            raw = values.get(f.name)
+            if raw is None or raw == "":
+                continue
+            kind = type(f.default)
+            try:
+                if kind is int and isinstance(raw, str):
+                    parsed[f.name] = int(raw.strip())
+                else:
+                    parsed[f.name] = kind(raw)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{f.name}: cannot read {raw!r} as "
+                                     f"{'a whole number' if kind is int else 'a number'}") from None
+        return parsed
+
+    @classmethod
+    def resolve(cls, *layers: Mapping[str, Any]) -> "TrimapParams":
+        """Parameters from layers of explicitly set fields, later layers winning field by
+        field (e.g. the service's configuration, then a request's fields). A field that no
+        layer sets takes the chosen method's default (:data:`METHOD_DEFAULTS`), then the
+        class default: a request's ``method=binary`` keeps a configured ``kernel_size`` but
+        gets the binary variant's iteration counts unless those were configured too.
+
+        Raises:
+            ParameterError: an unknown field name, or a value out of range.
+        """
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            unknown = set(layer) - set(cls.names())
+            if unknown:
+                raise ParameterError(f"unknown trimap parameter(s) {sorted(unknown)}; "
+                                     f"valid: {list(cls.names())}")
+            merged.update(layer)
+        method = merged.get("method", cls.method)
+        if method not in METHOD_DEFAULTS:
+            raise ParameterError(f"trimap method must be one of {sorted(METHOD_DEFAULTS)}, "
+                                 f"got {method!r}")
+        return cls(**{**METHOD_DEFAULTS[method], **merged})
 
 
 def _kernel(size: int) -> np.ndarray:
@@ -140,7 +186,8 @@ def to_two_channel(trimap: np.ndarray) -> np.ndarray:
 def from_two_channel(two: np.ndarray) -> np.ndarray:
     """``H x W x 2`` (channel 0 = background, 1 = foreground, each 0/1) -> ``uint8`` trimap."""
     if two.ndim != 3 or two.shape[2] != 2:
-        raise ValueError(f"two-channel trimap must be H x W x 2, got shape {two.shape}")
+        raise ParameterError(f"two-channel trimap must be H x W x 2, got shape {list(two.shape)}",
+                             code="invalid_trimap")
     scale = 255.0 if two.max() > 1 else 1.0
     trimap = np.full(two.shape[:2], UNKNOWN, dtype=np.uint8)
     trimap[two[:, :, 0] / scale >= 0.5] = BACKGROUND
@@ -150,16 +197,25 @@ def from_two_channel(two: np.ndarray) -> np.ndarray:
 
 def normalize_trimap(trimap: np.ndarray) -> np.ndarray:
     """Accept a user's trimap: one channel (0 / 128 / 255, any grey in between is unknown),
-    an RGB image of such a trimap, or the two-channel form. Returns the ``uint8`` trimap."""
+    an RGB image of such a trimap, or the two-channel form.
+
+    Returns:
+        ``uint8`` ``H x W`` (0 / 128 / 255).
+    Raises:
+        ParameterError (``invalid_trimap``): any other shape.
+    """
     trimap = np.asarray(trimap)
     if trimap.ndim == 3 and trimap.shape[2] == 2:
         return from_two_channel(trimap.astype(np.float32))
     if trimap.ndim == 3 and trimap.shape[2] in (3, 4):
         trimap = trimap[:, :, 0]
-    if trimap.ndim != 2:
-        raise ValueError(f"trimap must be H x W, H x W x 2 or an image, got shape {trimap.shape}")
+    if trimap.ndim != 2 or trimap.size == 0:
+        raise ParameterError(f"trimap must be H x W, H x W x 2 or an image, got shape "
+                             f"{list(trimap.shape)}", code="invalid_trimap")
     if trimap.dtype != np.uint8:
         values = trimap.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise ParameterError("trimap contains NaN or infinite values", code="invalid_trimap")
         trimap = np.clip(values * (255.0 if values.max() <= 1.0 else 1.0), 0, 255)
         trimap = np.rint(trimap).astype(np.uint8)
     out = np.full(trimap.shape, UNKNOWN, dtype=np.uint8)
@@ -167,6 +223,63 @@ def normalize_trimap(trimap: np.ndarray) -> np.ndarray:
     out[trimap <= 10] = BACKGROUND
     out[trimap >= 245] = FOREGROUND
     return out
+
+
+def decode_trimap(data: bytes, shape: tuple[int, int] | None = None,
+                  max_pixels: int | None = None) -> np.ndarray:
+    """A user's trimap file (PNG/JPEG/... image, or ``.npy`` of any form
+    :func:`normalize_trimap` takes) as a ``uint8`` trimap.
+
+    Args:
+        data: the file's bytes.
+        shape: ``(height, width)`` it must have (the photo's), when given.
+        max_pixels: size limit, as for images.
+    Raises:
+        ParameterError (``invalid_trimap``): unreadable, the wrong shape or size.
+    """
+    if not data:
+        raise ParameterError("trimap is empty (0 bytes)", code="invalid_trimap")
+    if data[:6] == NPY_MAGIC:
+        try:
+            raw = load_npy(data, "trimap")
+        except ImageError as exc:
+            raise ParameterError(exc.message, code="invalid_trimap") from None
+    else:
+        try:
+            raw = decode_image(data, max_pixels or DEFAULT_MAX_PIXELS)
+        except ImageError as exc:
+            raise ParameterError(f"trimap: {exc.message}", code="invalid_trimap") from None
+    trimap = normalize_trimap(raw)
+    if shape is not None and trimap.shape != tuple(shape):
+        raise ParameterError(f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the image is "
+                             f"{shape[1]}x{shape[0]}", code="invalid_trimap")
+    return trimap
+
+
+def unknown_bbox(trimap: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """Bounding box of the unknown band grown by ``margin`` pixels (clipped to the image),
+    as ``(rows, cols)`` slices; ``None`` when there is no unknown pixel. Backends solve
+    inside it, so their cost follows the band, not the image."""
+    rows = np.flatnonzero(np.any(trimap == UNKNOWN, axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(np.any(trimap == UNKNOWN, axis=0))
+    h, w = trimap.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)))
+
+
+def impose_sure_regions(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Set alpha to exactly 1 on the trimap's sure foreground and 0 on its sure background,
+    whatever a backend's numerics (resizing, solver tolerance) left there. In place.
+
+    Args:
+        alpha: ``float32`` ``H x W`` in ``[0, 1]`` (modified and returned).
+        trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
+    """
+    alpha[trimap == FOREGROUND] = 1.0
+    alpha[trimap == BACKGROUND] = 0.0
+    return alpha
 
 
 def band_prior(trimap: np.ndarray) -> np.ndarray:

@@ -1,15 +1,19 @@
 import numpy as np
 import pytest
 
+from core.errors import ParameterError
 from core.trimap import (
     BACKGROUND,
     FOREGROUND,
     UNKNOWN,
     TrimapParams,
+    decode_trimap,
     from_two_channel,
+    impose_sure_regions,
     mask_to_trimap,
     normalize_trimap,
     to_two_channel,
+    unknown_bbox,
 )
 
 
@@ -78,15 +82,59 @@ def test_no_person_gives_all_background():
 
 
 def test_params_from_strings_and_validation():
-    params = TrimapParams.from_mapping({"fg_threshold": "0.8", "erode_iterations": "3", "other": "x"})
+    parsed = TrimapParams.parse({"fg_threshold": "0.8", "erode_iterations": "3", "other": "x"})
+    assert parsed == {"fg_threshold": 0.8, "erode_iterations": 3}
+    params = TrimapParams.resolve(parsed)
     assert params.fg_threshold == 0.8 and params.erode_iterations == 3
-    assert TrimapParams.from_mapping({"method": "binary"}).dilate_iterations == 5
-    with pytest.raises(ValueError, match="fg_threshold"):
-        TrimapParams.from_mapping({"fg_threshold": "abc"})
-    with pytest.raises(ValueError, match="kernel_size"):
+    assert TrimapParams.resolve({"method": "binary"}).dilate_iterations == 5
+    with pytest.raises(ParameterError, match="fg_threshold"):
+        TrimapParams.parse({"fg_threshold": "abc"})
+    with pytest.raises(ParameterError, match="erode_iterations"):
+        TrimapParams.parse({"erode_iterations": "2.5"})
+    with pytest.raises(ParameterError, match="kernel_size"):
         TrimapParams(kernel_size=0)
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ParameterError, match="method"):
         TrimapParams(method="fuzzy")
+    with pytest.raises(ParameterError, match="kernal_size"):
+        TrimapParams.resolve({"kernal_size": 9})
+
+
+def test_request_fields_override_configured_ones_field_by_field():
+    configured = {"kernel_size": 9, "fg_threshold": 0.8}
+    # A request's method=binary keeps the configured kernel and threshold, and takes the
+    # binary variant's iteration counts (configured nowhere).
+    params = TrimapParams.resolve(configured, {"method": "binary"})
+    assert (params.method, params.kernel_size, params.fg_threshold) == ("binary", 9, 0.8)
+    assert (params.erode_iterations, params.dilate_iterations) == (1, 5)
+    # Configured iterations win over the method's defaults; the request's own win over both.
+    both = TrimapParams.resolve({"erode_iterations": 3}, {"method": "binary"})
+    assert (both.erode_iterations, both.dilate_iterations) == (3, 5)
+    assert TrimapParams.resolve({"erode_iterations": 3}, {"erode_iterations": 7}).erode_iterations == 7
+
+
+def test_unknown_bbox_and_sure_regions():
+    trimap = np.zeros((40, 50), np.uint8)
+    trimap[10:20, 5:15] = UNKNOWN
+    trimap[12:18, 7:13] = FOREGROUND
+    rows, cols = unknown_bbox(trimap, margin=2)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (8, 22, 3, 17)
+    assert unknown_bbox(np.zeros((5, 5), np.uint8)) is None
+    alpha = np.full((40, 50), 0.5, np.float32)
+    impose_sure_regions(alpha, trimap)
+    assert alpha[15, 10] == 1.0 and alpha[0, 0] == 0.0 and alpha[10, 5] == 0.5
+
+
+def test_user_trimap_files_are_decoded_once_for_every_form():
+    from core.images import encode_image
+
+    trimap = mask_to_trimap(disc_mask(soft=10))
+    assert np.array_equal(decode_trimap(encode_image(trimap, "png")), trimap)
+    assert np.array_equal(decode_trimap(encode_image(to_two_channel(trimap), "npy")), trimap)
+    with pytest.raises(ParameterError, match="trimap is 200x200 but the image is 10x20") as info:
+        decode_trimap(encode_image(trimap, "png"), shape=(20, 10))
+    assert info.value.code == "invalid_trimap"
+    with pytest.raises(ParameterError, match="trimap"):
+        decode_trimap(b"not an image")
 
 
 def test_two_channel_round_trip_and_user_trimaps():
