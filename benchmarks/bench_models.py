@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import models
+from core import weights
 
 DEFAULT_SIZES = ("360x240", "854x480", "1280x720")
 
@@ -102,7 +102,7 @@ def _random_maskrcnn(variant: str, path: Path, everyone_is_a_person: bool) -> No
     bias = state["roi_heads.box_predictor.cls_score.bias"]
     weight.zero_()
     bias.zero_()
-    bias[models.MASKRCNN_V1.meta["categories"].index("person") if everyone_is_a_person
+    bias[weights.MASKRCNN_V1.meta["categories"].index("person") if everyone_is_a_person
          else 0] = 20.0
     torch.save(state, path)
 
@@ -113,7 +113,7 @@ def bench_maskrcnn(variants, sizes, inference_sizes, repeats, device, proposals,
 
     rows = []
     for variant in variants:
-        record = getattr(models, f"MASKRCNN_{variant.upper()}")
+        record = getattr(weights, f"MASKRCNN_{variant.upper()}")
         path = folder / record.filename
         _random_maskrcnn(variant, path, everyone_is_a_person=False)
         for inference_size in inference_sizes:

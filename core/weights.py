@@ -1,7 +1,9 @@
-"""Weight files the optional model backends use, described as data.
+"""Weight files the optional model backends use, described as data (as torchvision's
+``Weights`` records are).
 
-This folder is also where users put the files themselves (``*.pth`` is git-ignored); see
-``models/README.md``. Each file is described by a :class:`WeightsRecord`:
+Users put the files in the repository's ``models/`` folder (``*.pth`` is git-ignored; see
+``models/README.md``) or fetch them with ``python -m models.download``. Each file is
+described by a :class:`WeightsRecord`:
 
 - :data:`FBA`: ``FBA.pth``, FBA Matting by its authors (non-commercial licence).
 - ``MASKRCNN_V1`` / ``MASKRCNN_V2``: torchvision's COCO Mask R-CNN ResNet-50 FPN weights
@@ -9,7 +11,7 @@ This folder is also where users put the files themselves (``*.pth`` is git-ignor
   from torchvision's own ``Weights`` enums when first accessed, so importing this package
   needs neither torch nor torchvision.
 
-The folder is ``$MODELS_DIR`` when set, else this package's directory.
+The folder is ``$MODELS_DIR`` when set, else the repository's ``models/``.
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 FBA_LICENCE = ("non-commercial use only: trained on the Adobe Deep Image Matting dataset, "
                "covered by its licence agreement")
 TORCHVISION_LICENCE = ("torchvision pretrained weights (BSD-3-Clause code); trained on COCO "
@@ -32,7 +36,7 @@ def models_dir(override=None) -> Path:
     if override:
         return Path(override).expanduser()
     env = os.environ.get("MODELS_DIR")
-    return Path(env).expanduser() if env else PACKAGE_DIR
+    return Path(env).expanduser() if env else DEFAULT_MODELS_DIR
 
 
 def torch_hub_checkpoints() -> Path | None:
@@ -171,7 +175,7 @@ def resolve_device(device="auto"):
     Returns:
         ``torch.device``.
     Raises:
-        ValueError: an unknown name, or CUDA asked for where there is none.
+        ConfigError: an unknown name, or CUDA asked for where there is none.
     """
     import torch
 
@@ -181,11 +185,11 @@ def resolve_device(device="auto"):
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r}; use auto, cpu or cuda")
+        raise ConfigError(f"unsupported device {device!r}; use auto, cpu or cuda")
     return dev
 
 
@@ -196,6 +200,6 @@ def weights_availability(path, missing: str, device="auto") -> tuple[bool, str]:
         return False, missing
     try:
         dev = resolve_device(device)
-    except ValueError as exc:
+    except ConfigError as exc:
         return False, str(exc)
     return True, f"weights {path}, {dev}"

@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import models
+from core import weights
 
 DRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"
 USER_AGENT = "bgremoval-models-download/1.0"
@@ -233,7 +233,7 @@ def fetch_torchvision(record, folder: Path, connect_timeout: float) -> None:
 def get(name: str, folder: Path, force: bool, connect_timeout: float,
         fba_url: str | None = None) -> None:
     """Download (unless present) and verify one record's file into ``folder``."""
-    record = models.record(name)
+    record = weights.record(name)
     target = folder / record.filename
     say(f"== {record.name}: {record.description}")
     if record.name == "fba":
@@ -244,7 +244,7 @@ def get(name: str, folder: Path, force: bool, connect_timeout: float,
         say(f"downloading {record.filename} (~{record.size_mb:.0f} MB) to {folder}")
         try:
             if record.name == "fba":
-                download_google_drive(models.FBA_DRIVE_ID, target, connect_timeout, fba_url)
+                download_google_drive(weights.FBA_DRIVE_ID, target, connect_timeout, fba_url)
             else:
                 if force and target.is_file():
                     target.unlink()
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m models.download",
         description="Download and verify the optional model weights into models/.")
-    parser.add_argument("--only", choices=models.RECORD_NAMES, action="append",
+    parser.add_argument("--only", choices=weights.RECORD_NAMES, action="append",
                         help="just this file (repeatable); default: all")
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="where to put them (default: $MODELS_DIR or models/)")
@@ -275,10 +275,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.connect_timeout <= 0:
         parser.error("--connect-timeout must be positive")
-    folder = models.models_dir(args.models_dir)
+    folder = weights.models_dir(args.models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     status = EXIT_OK
-    for name in args.only or models.RECORD_NAMES:
+    for name in args.only or weights.RECORD_NAMES:
         try:
             get(name, folder, args.force, args.connect_timeout, args.fba_url)
         except NetworkError as exc:

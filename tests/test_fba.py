@@ -104,7 +104,7 @@ def test_final_outputs(reference, net):
 
 def test_matter_end_to_end(reference, weights_file):
     """The backend users get (uint8 trimap, float32 image) gives the reference numbers."""
-    matter = FBAMatter(weights_path=weights_file, device="cpu", some_other_option=1)
+    matter = FBAMatter(weights_path=weights_file, device="cpu")
     image = reference["image"].astype(np.float32)
     trimap = from_two_channel(reference["trimap"])
     alpha, fg = matter.matte(image, trimap)

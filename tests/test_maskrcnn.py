@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-import models  # noqa: E402
+from core import weights as weight_records  # noqa: E402
 from core.registry import BackendUnavailable  # noqa: E402
 from core.segmenters import create_segmenter  # noqa: E402
 from core.segmenters.maskrcnn import MaskRCNNSegmenter, build_model  # noqa: E402
@@ -49,7 +49,7 @@ def random_weights(variant: str, path: Path) -> Path:
     if variant == "v1":
         # torchvision's published v1 file comes from FrozenBatchNorm2d: no step counters.
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    person = models.MASKRCNN_V1.meta["categories"].index("person")
+    person = weight_records.MASKRCNN_V1.meta["categories"].index("person")
     state["roi_heads.box_predictor.cls_score.bias"][person] = 12.0
     torch.save(state, path)
     return path
@@ -64,7 +64,7 @@ def empty_torch_hub(tmp_path, monkeypatch):
 @pytest.fixture(scope="module", params=["v1", "v2"])
 def weights(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"models_{request.param}")
-    record = getattr(models, f"MASKRCNN_{request.param.upper()}")
+    record = getattr(weight_records, f"MASKRCNN_{request.param.upper()}")
     return request.param, random_weights(request.param, folder / record.filename)
 
 
@@ -73,8 +73,13 @@ def test_segment_real_code_path(weights):
     ok, why = MaskRCNNSegmenter.is_available(variant=variant, models_dir=path.parent)
     assert ok, why
     seg = MaskRCNNSegmenter(variant=variant, models_dir=path.parent, device="cpu",
-                            inference_size=64, score_threshold=0.8, proposals=10,
-                            unrelated_option=True)
+                            inference_size=64, score_threshold=0.8, proposals=10)
+    # Configured through torchvision's builder arguments, one cached model per configuration.
+    assert seg.model.transform.min_size == (64,) and seg.model.roi_heads.score_thresh == 0.8
+    assert seg.model.rpn.post_nms_top_n() == 10
+    other = MaskRCNNSegmenter(variant=variant, models_dir=path.parent, device="cpu",
+                              inference_size=96, score_threshold=0.8, proposals=10)
+    assert other.model is not seg.model and seg.model.transform.min_size == (64,)
     image = photo()
     scores, masks = seg.detect(image)
     assert len(scores) >= 2, "the biased person logit should give detections"
@@ -95,7 +100,7 @@ def test_max_people_option(weights):
                             inference_size=64, score_threshold=0.8, proposals=10,
                             max_people=1)
     image = photo()
-    one, everyone = seg.segment(image), seg.segment(image, max_people=None)
+    one, everyone = seg.segment(image), seg.segment(image, max_people=100)
     assert np.all(one <= everyone + 1e-6) and everyone.sum() > one.sum() > 0
 
 
@@ -112,7 +117,7 @@ def test_unavailable_without_weights(tmp_path):
     for variant, flag in (("v1", "maskrcnn"), ("v2", "maskrcnn_v2")):
         ok, why = MaskRCNNSegmenter.is_available(variant=variant, models_dir=tmp_path)
         assert not ok
-        record = getattr(models, f"MASKRCNN_{variant.upper()}")
+        record = getattr(weight_records, f"MASKRCNN_{variant.upper()}")
         assert record.filename in why and f"--only {flag}" in why
     with pytest.raises(BackendUnavailable, match="maskrcnn_resnet50_fpn_coco"):
         create_segmenter("maskrcnn", models_dir=tmp_path)
@@ -121,8 +126,8 @@ def test_unavailable_without_weights(tmp_path):
 def test_found_in_torch_hub_cache(tmp_path):
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     hub.mkdir(parents=True)
-    (hub / models.MASKRCNN_V1.filename).write_bytes(b"placeholder")
-    assert models.MASKRCNN_V1.find(tmp_path / "empty") == hub / models.MASKRCNN_V1.filename
+    (hub / weight_records.MASKRCNN_V1.filename).write_bytes(b"placeholder")
+    assert weight_records.MASKRCNN_V1.find(tmp_path / "empty") == hub / weight_records.MASKRCNN_V1.filename
 
 
 def test_bad_options(tmp_path):

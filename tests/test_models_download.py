@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import models
+from core import weights
 from models import download
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_existing_bad_file_fails_verification(tmp_path):
 
 def test_existing_torchvision_file_is_hash_checked(tmp_path, capsys):
     pytest.importorskip("torchvision")
-    (tmp_path / models.MASKRCNN_V1.filename).write_bytes(b"not the weights")
+    (tmp_path / weights.MASKRCNN_V1.filename).write_bytes(b"not the weights")
     assert download.main(["--only", "maskrcnn", "--models-dir", str(tmp_path)]) == \
         download.EXIT_INVALID
     assert "does not start with bf2d0c1e" in capsys.readouterr().err
@@ -131,25 +131,25 @@ def test_drive_confirmation_page_is_followed():
 
 
 def test_records():
-    assert models.FBA.filename == "FBA.pth" and models.FBA_DRIVE_ID in models.FBA.url
-    assert "non-commercial" in models.FBA.licence
+    assert weights.FBA.filename == "FBA.pth" and weights.FBA_DRIVE_ID in weights.FBA.url
+    assert "non-commercial" in weights.FBA.licence
     pytest.importorskip("torchvision")
     from torchvision.models.detection import (MaskRCNN_ResNet50_FPN_V2_Weights,
                                               MaskRCNN_ResNet50_FPN_Weights)
 
-    assert models.MASKRCNN_V1.url == MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url
-    assert models.MASKRCNN_V2.url == MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url
-    assert models.MASKRCNN_V1.filename.endswith(".pth") and models.MASKRCNN_V1.torchvision
-    assert "person" in models.MASKRCNN_V1.meta["categories"]
-    assert [models.record(n).name for n in models.RECORD_NAMES] == list(models.RECORD_NAMES)
+    assert weights.MASKRCNN_V1.url == MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url
+    assert weights.MASKRCNN_V2.url == MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url
+    assert weights.MASKRCNN_V1.filename.endswith(".pth") and weights.MASKRCNN_V1.torchvision
+    assert "person" in weights.MASKRCNN_V1.meta["categories"]
+    assert [weights.record(n).name for n in weights.RECORD_NAMES] == list(weights.RECORD_NAMES)
     with pytest.raises(KeyError, match="unknown weights"):
-        models.record("sam")
+        weights.record("sam")
 
 
 def test_models_dir_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELS_DIR", str(tmp_path))
-    assert models.FBA.path() == tmp_path / "FBA.pth"
-    assert models.FBA.find() is None
+    assert weights.FBA.path() == tmp_path / "FBA.pth"
+    assert weights.FBA.find() is None
     (tmp_path / "FBA.pth").write_bytes(b"x")
-    assert models.FBA.find() == tmp_path / "FBA.pth"
-    assert models.models_dir(tmp_path / "other") == tmp_path / "other"
+    assert weights.FBA.find() == tmp_path / "FBA.pth"
+    assert weights.models_dir(tmp_path / "other") == tmp_path / "other"

@@ -18,6 +18,7 @@ from benchmarks.eval_segmentation import (
     mask_iou,
     person_recall,
 )
+from core.errors import ConfigError
 from core.segmenters import create_segmenter
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -47,10 +48,11 @@ def _mean_iou(segmenter, samples):
     return float(np.mean([mask_iou(segmenter.segment(s.image), s.mask) for s in samples]))
 
 
-def test_options_are_checked_and_unknown_ones_ignored():
-    segmenter = create_segmenter("mediapipe", mode="fast", model="landscape",
-                                 some_other_backends_option=3)
+def test_options_are_checked_and_unknown_ones_refused():
+    segmenter = create_segmenter("mediapipe", mode="fast", model="landscape")
     assert segmenter.describe() == {"name": "mediapipe", "mode": "fast", "model": "landscape"}
+    with pytest.raises(ConfigError, match="some_other_backends_option"):
+        create_segmenter("mediapipe", mode="fast", some_other_backends_option=3)
     with pytest.raises(ValueError, match="mode"):
         create_segmenter("mediapipe", mode="best")
     with pytest.raises(ValueError, match="model"):

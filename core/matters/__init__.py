@@ -1,4 +1,7 @@
-"""Matting backends: ``matte(image, trimap) -> alpha, foreground``.
+"""Matting backends: ``matte(image, trimap, prior) -> alpha, foreground``.
+
+Callers go through :func:`core.pipeline.matte_with_trimap`, which also makes alpha exactly
+0 / 1 on the trimap's sure regions (backends need not).
 
 Every backend is one module here with a :class:`Matter` subclass, plus one line in
 :data:`MATTERS`. Order matters for ``auto``: the first available wins, so FBA (when
@@ -23,7 +26,9 @@ class Matter:
     name = "base"
 
     @classmethod
-    def is_available(cls, **options) -> tuple[bool, str]:
+    def is_available(cls) -> tuple[bool, str]:
+        """Whether this backend can run here, and a short reason for the log. Subclasses
+        may take any of their constructor's options (the registry passes those)."""
         return True, "embedded"
 
     def matte(self, image: np.ndarray, trimap: np.ndarray,
@@ -37,8 +42,7 @@ class Matter:
                 a hint for where the person is inside the band. Backends that learned
                 their own notion of it (FBA) ignore it.
         Returns:
-            ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``;
-            alpha is exactly 0 / 1 on the trimap's sure regions.
+            ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``.
         """
         raise NotImplementedError
 
@@ -46,6 +50,11 @@ class Matter:
         return {"name": self.name}
 
 
-def create_matter(name: str = "auto", **options) -> Matter:
-    """Build a matting backend by registry name (or ``auto``)."""
-    return create_backend("matting", MATTERS, name, **options)
+def create_matter(name: str = "auto", per_backend=None, **options) -> Matter:
+    """Build a matting backend by registry name (or ``auto``); see
+    :func:`core.registry.create_backend`.
+
+    Raises:
+        ConfigError: unknown name or option; BackendUnavailable: it cannot run here.
+    """
+    return create_backend("matting", MATTERS, name, per_backend, **options)

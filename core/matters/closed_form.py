@@ -19,20 +19,16 @@ import cv2
 import numpy as np
 
 from core.matters import Matter
-from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_prior
+from core.trimap import (
+    BACKGROUND,
+    FOREGROUND,
+    UNKNOWN,
+    band_prior,
+    impose_sure_regions,
+    unknown_bbox,
+)
 
 log = logging.getLogger(__name__)
-
-
-def unknown_bbox(trimap: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    """Bounding box of the unknown pixels grown by ``margin``; ``None`` when there are none."""
-    rows = np.flatnonzero(np.any(trimap == UNKNOWN, axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(np.any(trimap == UNKNOWN, axis=0))
-    h, w = trimap.shape
-    return (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
-            slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)))
 
 
 def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray,
@@ -122,10 +118,9 @@ def _solve_downscaled(image, trimap, prior, scale, **solver):
     small_prior = None if prior is None else cv2.resize(prior, size, interpolation=cv2.INTER_AREA)
     small_alpha = estimate_alpha_closed_form(small_image, small_trimap, small_prior,
                                              max_unknown=0, **solver)
-    alpha = cv2.resize(small_alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-    alpha[trimap == FOREGROUND] = 1.0
-    alpha[trimap == BACKGROUND] = 0.0
-    return np.clip(alpha, 0.0, 1.0)
+    alpha = np.clip(cv2.resize(small_alpha, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    # Sure pixels must read as sure before the foreground step picks fractional ones.
+    return impose_sure_regions(alpha, trimap)
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, trimap: np.ndarray,
@@ -169,14 +164,13 @@ class ClosedFormMatter(Matter):
     name = "closed-form"
 
     def __init__(self, epsilon: float = 1e-7, radius: int = 1, max_iterations: int = 2000,
-                 tolerance: float = 1e-7, max_unknown: int = 50_000, prior_weight: float = 0.01,
-                 **_unused):
+                 tolerance: float = 1e-7, max_unknown: int = 50_000, prior_weight: float = 0.01):
         self.epsilon, self.radius, self.max_unknown = epsilon, radius, max_unknown
         self.prior_weight = prior_weight
         self.max_iterations, self.tolerance = max_iterations, tolerance
 
     @classmethod
-    def is_available(cls, **options) -> tuple[bool, str]:
+    def is_available(cls) -> tuple[bool, str]:
         return True, "embedded (pymatting closed-form)"
 
     def matte(self, image, trimap, prior=None):

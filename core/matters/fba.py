@@ -33,7 +33,14 @@ import cv2
 import numpy as np
 
 from core.matters import Matter
-from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, to_two_channel
+from core.trimap import (
+    BACKGROUND,
+    FOREGROUND,
+    UNKNOWN,
+    from_two_channel,
+    impose_sure_regions,
+    to_two_channel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +139,9 @@ def fba_predict(net, image: np.ndarray, trimap2: np.ndarray, device=None,
     trimap8 = resize_to_multiple_of_8(trimap2)
     out = run_network(net, image8, trimap8, encode_trimap(trimap8), device, half)
     out = _resize_channels(out.transpose(1, 2, 0), (w, h), cv2.INTER_LINEAR)
-    alpha = np.clip(out[:, :, 0], 0, 1)
+    alpha = impose_sure_regions(np.clip(out[:, :, 0], 0, 1), from_two_channel(trimap2))
     fg = np.clip(out[:, :, 1:4], 0, 1)
     bg = np.clip(out[:, :, 4:7], 0, 1)
-    alpha[trimap2[:, :, 0] == 1] = 0
-    alpha[trimap2[:, :, 1] == 1] = 1
     fg[alpha == 1] = image[alpha == 1]
     bg[alpha == 0] = image[alpha == 0]
     return alpha.astype(np.float32), fg.astype(np.float32), bg.astype(np.float32)
@@ -155,7 +160,7 @@ def resolve_weights(weights_path=None, models_dir=None) -> Path | None:
     """The FBA weights file to use: ``weights_path`` if given, else the record's file."""
     if weights_path:
         return Path(weights_path)
-    from models import FBA
+    from core.weights import FBA
     return FBA.find(models_dir)
 
 
@@ -177,7 +182,7 @@ def get_net(path: Path, device: str, half: bool = False):
 class FBAMatter(Matter):
     """FBA Matting (Forte and Pitié 2020): alpha plus its own foreground colours.
 
-    Options (unknown ones are ignored, so one option dict can configure every backend):
+    Options:
         weights_path: the ``.pth`` file (default: ``FBA.pth`` in the models folder).
         models_dir: the models folder (default: ``$MODELS_DIR`` or the repo's ``models/``).
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
@@ -192,13 +197,13 @@ class FBAMatter(Matter):
     name = "fba"
 
     @classmethod
-    def is_available(cls, weights_path=None, models_dir=None, device="auto",
-                     **_ignored) -> tuple[bool, str]:
+    def is_available(cls, weights_path=None, models_dir=None,
+                     device="auto") -> tuple[bool, str]:
         try:
             import torch  # noqa: F401
         except ImportError:
             return False, "PyTorch is not installed (pip install -r requirements-matting.txt)"
-        from models import FBA, weights_availability
+        from core.weights import FBA, weights_availability
         path = resolve_weights(weights_path, models_dir)
         where = path if weights_path else FBA.path(models_dir)
         return weights_availability(path, f"no FBA weights at {where}; get {FBA.filename} with "
@@ -206,8 +211,8 @@ class FBAMatter(Matter):
                                     device)
 
     def __init__(self, weights_path=None, models_dir=None, device="auto", half=False,
-                 max_size: int | str | None = "auto", **_ignored):
-        from models import FBA, resolve_device
+                 max_size: int | str | None = "auto"):
+        from core.weights import FBA, resolve_device
 
         path = resolve_weights(weights_path, models_dir)
         if path is None:
@@ -261,8 +266,7 @@ class FBAMatter(Matter):
         alpha = np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
         fg = np.clip(cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
         bg = np.clip(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
-        alpha[trimap == BACKGROUND] = 0
-        alpha[trimap == FOREGROUND] = 1
+        impose_sure_regions(alpha, trimap)
         fg[alpha == 1] = image[alpha == 1]
         bg[alpha == 0] = image[alpha == 0]
         return alpha, fg, bg

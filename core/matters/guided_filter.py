@@ -10,9 +10,8 @@ image's edges with a local linear model ``alpha ~ a * I + b`` in each window:
   the prior is a local colour model (:func:`color_prior`): each unknown pixel projected
   between the nearby mean sure-background and sure-foreground colours, falling back to
   a distance ramp across the band where those colours are alike;
-- the video loop passes the segmenter's soft mask as the prior instead
-  (:meth:`GuidedFilterMatter.refine`), which already places the transition near the
-  person's outline.
+- with the segmenter's soft mask as the prior (what the pipeline passes), which already
+  places the transition near the person's outline.
 
 Foreground colours come from blur fusion (Forte and Pitie 2021, "Approximate Fast
 Foreground Colour Estimation"): two passes of box-filtered foreground and background
@@ -28,7 +27,7 @@ import cv2
 import numpy as np
 
 from core.matters import Matter
-from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_prior
+from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, band_prior, unknown_bbox
 
 
 def _local_mean(image: np.ndarray, weight: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +153,7 @@ class GuidedFilterMatter(Matter):
 
     name = "guided-filter"
 
-    def __init__(self, radius: int = 0, epsilon: float = 1e-2, subsample: float = 1.0,
-                 **_unused):
+    def __init__(self, radius: int = 0, epsilon: float = 1e-2, subsample: float = 1.0):
         if radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
         if not epsilon > 0:
@@ -165,7 +163,7 @@ class GuidedFilterMatter(Matter):
         self.radius, self.epsilon, self.subsample = int(radius), float(epsilon), float(subsample)
 
     @classmethod
-    def is_available(cls, **options) -> tuple[bool, str]:
+    def is_available(cls) -> tuple[bool, str]:
         if not hasattr(cv2, "ximgproc"):
             return False, "cv2.ximgproc missing (install opencv-contrib-python)"
         return True, "embedded (OpenCV guided filter + blur-fusion foreground)"
@@ -173,9 +171,11 @@ class GuidedFilterMatter(Matter):
     def _radius(self, shape) -> int:
         return self.radius or max(int(round(float(np.hypot(*shape[:2])) / 100)), 2)
 
-    def matte(self, image, trimap, prior=None):
-        """Alpha from ``prior`` (the segmenter's soft mask) when given, else from the
-        local-colour prior (:func:`color_prior`), refined by the guided filter.
+    def matte(self, image: np.ndarray, trimap: np.ndarray,
+              prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Alpha from ``prior`` (the segmenter's soft mask, which already places the
+        transition near the person's outline) when given, else from the local-colour prior
+        (:func:`color_prior`), refined by the guided filter inside the unknown band.
 
         Args:
             image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
@@ -184,34 +184,18 @@ class GuidedFilterMatter(Matter):
         Returns:
             ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``.
         """
-        return self.refine(image, trimap, color_prior(image, trimap) if prior is None else prior)
-
-    def refine(self, image: np.ndarray, trimap: np.ndarray,
-               prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Alpha from ``prior`` (e.g. a segmenter's soft mask) refined inside the band.
-
-        Args:
-            image: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
-            trimap: ``uint8`` ``H x W`` (0 / 128 / 255); its sure regions are kept exact.
-            prior: ``float32`` ``H x W`` in ``[0, 1]``.
-        Returns:
-            ``(alpha, foreground)`` as :meth:`matte`.
-        """
+        if prior is None:
+            prior = color_prior(image, trimap)
         if prior.shape != trimap.shape or image.shape[:2] != trimap.shape:
             raise ValueError(f"image {image.shape}, trimap {trimap.shape} and prior "
                              f"{prior.shape} must have the same height and width")
         image = np.ascontiguousarray(image, dtype=np.float32)
         alpha = (trimap == FOREGROUND).astype(np.float32)
-        unknown = trimap == UNKNOWN
-        if not unknown.any():
-            return alpha, image.copy()
         radius = self._radius(trimap.shape)
-        rows = np.flatnonzero(unknown.any(axis=1))
-        cols = np.flatnonzero(unknown.any(axis=0))
-        margin = 2 * radius + 1
-        h, w = trimap.shape
-        box = (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
-               slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)))
+        box = unknown_bbox(trimap, margin=2 * radius + 1)
+        if box is None:
+            return alpha, image.copy()
+        unknown = trimap == UNKNOWN
         src = np.ascontiguousarray(prior[box], dtype=np.float32)
         refined = cv2.ximgproc.guidedFilter(image[box], src, radius, self.epsilon,
                                             dDepth=-1, scale=self.subsample)

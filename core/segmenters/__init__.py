@@ -1,5 +1,8 @@
 """Person segmenters: ``segment(image) -> soft mask``.
 
+A segmenter only finds people; :class:`core.pipeline.LocalPersonSource` turns its mask into
+a trimap, and :class:`core.pipeline.Pipeline` mattes it.
+
 Every backend is one module here with a :class:`Segmenter` subclass, plus one line in
 :data:`SEGMENTERS`. Order matters for ``auto``: the first available wins, so the primary
 model (Mask R-CNN, when its weights are present) comes before the embedded default.
@@ -22,17 +25,23 @@ class Segmenter:
     name = "base"
 
     @classmethod
-    def is_available(cls, **options) -> tuple[bool, str]:
-        """Whether this backend can run here, and a short reason for the log."""
+    def is_available(cls) -> tuple[bool, str]:
+        """Whether this backend can run here, and a short reason for the log. Subclasses
+        may take any of their constructor's options (the registry passes those)."""
         return True, "embedded"
 
-    def segment(self, image: np.ndarray) -> np.ndarray:
+    def segment(self, image: np.ndarray, *, max_people: int | None = None) -> np.ndarray:
         """Soft mask of all people.
 
         Args:
             image: ``uint8`` RGB ``H x W x 3``.
+            max_people: keep at most this many people in this call (the most prominent);
+                ``None``: the backend's configured limit.
         Returns:
             ``float32`` ``H x W`` in ``[0, 1]``; all zeros when nobody is there.
+        Raises:
+            ParameterError: ``max_people`` is not a positive number, or the backend cannot
+                tell people apart (it then says so).
         """
         raise NotImplementedError
 
@@ -41,6 +50,10 @@ class Segmenter:
         return {"name": self.name}
 
 
-def create_segmenter(name: str = "auto", **options) -> Segmenter:
-    """Build a segmenter by registry name (or ``auto``); see :func:`core.registry.create_backend`."""
-    return create_backend("segmentation", SEGMENTERS, name, **options)
+def create_segmenter(name: str = "auto", per_backend=None, **options) -> Segmenter:
+    """Build a segmenter by registry name (or ``auto``); see :func:`core.registry.create_backend`.
+
+    Raises:
+        ConfigError: unknown name or option; BackendUnavailable: it cannot run here.
+    """
+    return create_backend("segmentation", SEGMENTERS, name, per_backend, **options)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import ParameterError
 from core.segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,25 @@ _MODELS_LOCK = threading.Lock()
 def _record(variant: str):
     if variant not in VARIANTS:
         raise ValueError(f"Mask R-CNN variant must be one of {sorted(VARIANTS)}, got {variant!r}")
-    import models
+    from core import weights
 
-    return getattr(models, VARIANTS[variant])
+    return getattr(weights, VARIANTS[variant])
 
 
-def build_model(variant: str = "v1", num_classes: int = 91):
-    """The torchvision architecture with no weights (nothing is downloaded).
+def build_model(variant: str = "v1", num_classes: int = 91,
+                inference_size: int = DEFAULT_INFERENCE_SIZE, score_threshold: float = 0.05,
+                proposals: int = DEFAULT_PROPOSALS):
+    """The torchvision architecture with no weights (nothing is downloaded), configured
+    through the builder's own arguments.
+
+    Args:
+        variant: ``"v1"`` or ``"v2"``.
+        num_classes: output classes (91 for COCO).
+        inference_size: ``min_size`` of torchvision's transform: the shorter side the
+            network sees; the longer side is capped at ``MAX_SIZE_RATIO`` times it.
+        score_threshold: ``box_score_thresh``: weaker detections are dropped before the
+            mask head (torchvision keeps everything above 0.05), which saves its cost.
+        proposals: ``rpn_post_nms_top_n_test``, the proposals the heads examine.
 
     torchvision builds untrained models with ``BatchNorm2d`` where its COCO v1 model uses
     ``FrozenBatchNorm2d`` with eps 0; in eval mode they compute the same thing once eps is
@@ -51,11 +64,14 @@ def build_model(variant: str = "v1", num_classes: int = 91):
     from torchvision.models.detection import maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
 
     builder = maskrcnn_resnet50_fpn if variant == "v1" else maskrcnn_resnet50_fpn_v2
-    return builder(weights=None, weights_backbone=None, num_classes=num_classes)
+    return builder(weights=None, weights_backbone=None, num_classes=num_classes,
+                   min_size=inference_size, max_size=round(inference_size * MAX_SIZE_RATIO),
+                   box_score_thresh=score_threshold, rpn_post_nms_top_n_test=proposals)
 
 
-def load_model(variant: str, path, device):
-    """Build ``variant`` and load the state dict at ``path`` (strict), in eval mode.
+def load_model(variant: str, path, device, **config):
+    """Build ``variant`` (``config``: :func:`build_model`'s arguments) and load the state
+    dict at ``path`` (strict), in eval mode on ``device``.
 
     Accepts torchvision's files (with or without BatchNorm ``num_batches_tracked``
     counters) and ``{"state_dict" | "model": ...}`` wrappers.
@@ -73,7 +89,7 @@ def load_model(variant: str, path, device):
                 break
     state = {k.removeprefix("module."): v for k, v in checkpoint.items()}
     categories = _record(variant).meta["categories"]
-    model = build_model(variant, num_classes=len(categories))
+    model = build_model(variant, num_classes=len(categories), **config)
     # Frozen BatchNorm saves no step counters; the BatchNorm2d of an untrained build has them.
     for name, buf in model.state_dict().items():
         if name.endswith("num_batches_tracked") and name not in state:
@@ -87,24 +103,25 @@ def load_model(variant: str, path, device):
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.eps = 0.0
-    log.info("loaded Mask R-CNN %s weights from %s", variant, path)
+    log.info("loaded Mask R-CNN %s weights from %s (%s)", variant, path, config)
     return model.eval().to(device)
 
 
-def get_model(variant: str, path, device):
-    """The model for (variant, file, device), loaded once per process and shared, with a
-    lock that serialises its calls (its transform is reconfigured per call)."""
-    key = (variant, str(Path(path).resolve()), str(device))
+def get_model(variant: str, path, device, **config):
+    """The model for (variant, file, device, configuration), loaded once per process and
+    shared, with a lock that serialises its calls (torch releases the GIL; one inference at
+    a time keeps memory bounded)."""
+    key = (variant, str(Path(path).resolve()), str(device), tuple(sorted(config.items())))
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = (load_model(variant, path, device), threading.Lock())
+            _MODELS[key] = (load_model(variant, path, device, **config), threading.Lock())
         return _MODELS[key]
 
 
 class MaskRCNNSegmenter(Segmenter):
     """COCO Mask R-CNN person masks.
 
-    Options (unknown ones are ignored):
+    Options:
         variant: ``"v1"`` (default) or ``"v2"``.
         weights_path: the ``.pth`` file (default: the record's file in ``models_dir`` or
             torch.hub's cache).
@@ -126,8 +143,8 @@ class MaskRCNNSegmenter(Segmenter):
     name = "maskrcnn"
 
     @classmethod
-    def is_available(cls, variant="v1", weights_path=None, models_dir=None, device="auto",
-                     **_ignored) -> tuple[bool, str]:
+    def is_available(cls, variant="v1", weights_path=None, models_dir=None,
+                     device="auto") -> tuple[bool, str]:
         try:
             import torchvision  # noqa: F401
         except ImportError as exc:
@@ -136,7 +153,7 @@ class MaskRCNNSegmenter(Segmenter):
             record = _record(variant)
         except ValueError as exc:
             return False, str(exc)
-        from models import weights_availability
+        from core.weights import weights_availability
         path = Path(weights_path) if weights_path else record.find(models_dir)
         where = path if weights_path else f"{record.path(models_dir)} or torch.hub's cache"
         flag = "maskrcnn" if variant == "v1" else "maskrcnn_v2"
@@ -148,8 +165,8 @@ class MaskRCNNSegmenter(Segmenter):
     def __init__(self, variant: str = "v1", weights_path=None, models_dir=None,
                  device="auto", score_threshold: float = 0.6,
                  inference_size: int = DEFAULT_INFERENCE_SIZE, max_people: int | None = None,
-                 proposals: int = DEFAULT_PROPOSALS, **_ignored):
-        from models import resolve_device
+                 proposals: int = DEFAULT_PROPOSALS):
+        from core.weights import resolve_device
 
         record = _record(variant)
         if not 0.0 <= float(score_threshold) <= 1.0:
@@ -170,14 +187,17 @@ class MaskRCNNSegmenter(Segmenter):
                                     f"({path or record.path(models_dir)})")
         self.weights_path = path
         self.person_label = record.meta["categories"].index("person")
-        self.model, self._lock = get_model(variant, path, self.device)
+        self.model, self._lock = get_model(variant, path, self.device,
+                                           inference_size=self.inference_size,
+                                           score_threshold=self.score_threshold,
+                                           proposals=self.proposals)
 
     @staticmethod
     def _check_max_people(value):
         if value is None:
             return None
         if int(value) < 1:
-            raise ValueError(f"max_people must be a positive number or None, got {value}")
+            raise ParameterError(f"max_people must be a positive whole number, got {value}")
         return int(value)
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,13 +217,6 @@ class MaskRCNNSegmenter(Segmenter):
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         tensor = tensor.to(self.device, torch.float32).div_(255.0)
         with self._lock, torch.inference_mode():
-            transform = self.model.transform
-            transform.min_size = (self.inference_size,)
-            transform.max_size = round(self.inference_size * MAX_SIZE_RATIO)
-            # Weaker detections are dropped below anyway; dropping them before the mask
-            # head saves its cost (torchvision would keep everything above 0.05).
-            self.model.roi_heads.score_thresh = self.score_threshold
-            self.model.rpn._post_nms_top_n["testing"] = self.proposals
             out = self.model([tensor])[0]
         keep = (out["labels"] == self.person_label) & (out["scores"] >= self.score_threshold)
         scores = out["scores"][keep]
@@ -212,16 +225,17 @@ class MaskRCNNSegmenter(Segmenter):
         return (scores[order].float().cpu().numpy(),
                 masks[order].float().cpu().numpy())
 
-    def segment(self, image: np.ndarray, *, max_people=...) -> np.ndarray:
+    def segment(self, image: np.ndarray, *, max_people: int | None = None) -> np.ndarray:
         """Soft mask of the people (see :meth:`core.segmenters.Segmenter.segment`).
 
         Args:
             image: ``uint8`` RGB ``H x W x 3``.
-            max_people: override the configured ``max_people`` for this call (None = all).
+            max_people: keep only this many most confident people in this call (``None``:
+                the configured ``max_people``).
         Returns:
             ``float32`` ``H x W`` in ``[0, 1]``; zeros when nobody is found.
         """
-        limit = self.max_people if max_people is ... else self._check_max_people(max_people)
+        limit = self.max_people if max_people is None else self._check_max_people(max_people)
         scores, masks = self.detect(image)
         if limit is not None:
             masks = masks[:limit]

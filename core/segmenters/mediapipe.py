@@ -49,6 +49,7 @@ import threading
 import cv2
 import numpy as np
 
+from core.errors import ParameterError
 from core.segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,6 @@ class MediaPipeSegmenter(Segmenter):
             close_up_torso, pose_weight, crop_margin, max_side: see the module docstring;
             ``max_side`` caps the long side the masks are combined at (the models work
             at 256 pixels, so larger images are combined at this size and scaled back).
-        Unknown keyword options are ignored (the registry passes every option to every
-        backend).
     Raises:
         ValueError: an unknown mode or selfie model, or a ratio outside ``[0, 1]``.
     """
@@ -101,7 +100,7 @@ class MediaPipeSegmenter(Segmenter):
                  flip_average: bool = True, main_subject_ratio: float = 0.65,
                  context_support: float = 0.5, group_gap: float = 0.5,
                  ground_tolerance: float = 0.05, close_up_torso: float = 0.4, pose_weight: float = 0.7,
-                 crop_margin: float = 0.3, max_side: int = 1280, **_unused):
+                 crop_margin: float = 0.3, max_side: int = 1280):
         import mediapipe as mp  # imported here: ~1 s, and only this backend needs it
 
         if mode not in MODES:
@@ -141,21 +140,32 @@ class MediaPipeSegmenter(Segmenter):
         self._pose = PoseModels()
 
     @classmethod
-    def is_available(cls, **options) -> tuple[bool, str]:
+    def is_available(cls) -> tuple[bool, str]:
         try:
             import mediapipe  # noqa: F401
         except ImportError as exc:
             return False, f"mediapipe is not installed ({exc})"
         return True, "embedded models from the mediapipe wheel"
 
-    def segment(self, image: np.ndarray) -> np.ndarray:
+    def segment(self, image: np.ndarray, *, max_people: int | None = None) -> np.ndarray:
         """Soft mask of all people (main subjects, in ``accurate`` mode).
 
         Args:
             image: ``uint8`` RGB ``H x W x 3``.
+            max_people: look for at most this many people in this call (``accurate``
+                mode; ``None``: the configured ``max_people``).
         Returns:
             ``float32`` ``H x W`` in ``[0, 1]``.
+        Raises:
+            ParameterError: ``max_people`` in ``fast`` mode (the selfie model does not tell
+                people apart), or not a positive number.
         """
+        if max_people is not None:
+            if self.mode == "fast":
+                raise ParameterError("max_people needs people told apart: use mediapipe "
+                                     "mode 'accurate' (MEDIAPIPE_MODE) or maskrcnn")
+            if int(max_people) < 1:
+                raise ParameterError(f"max_people must be a positive whole number, got {max_people}")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 H x W x 3, got {image.dtype} {image.shape}")
         image = np.ascontiguousarray(image)
@@ -172,7 +182,7 @@ class MediaPipeSegmenter(Segmenter):
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        mask = self._segment_accurate(work)
+        mask = self._segment_accurate(work, int(max_people or self.max_people))
         if scale < 1.0:
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
         return np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False)
@@ -185,11 +195,11 @@ class MediaPipeSegmenter(Segmenter):
             return np.zeros(image.shape[:2], np.float32)
         return mask.astype(np.float32, copy=False)
 
-    def _segment_accurate(self, image: np.ndarray) -> np.ndarray:
+    def _segment_accurate(self, image: np.ndarray, max_people: int) -> np.ndarray:
         height, width = image.shape[:2]
         with self._lock:
             selfie_landscape = self._selfie_on(self._selfie_landscape, image)
-            people = self._pose.find_people(image, self.max_people)
+            people = self._pose.find_people(image, max_people)
             kept = self._main_subjects(image, people, selfie_landscape)
             bystanders = [p for p in people if not any(p is k for k in kept)]
             people = kept
