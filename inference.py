@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from core.compositing import DEFAULT_BACKGROUND, FIT_MODES
+from core.errors import BackendUnavailable, ConfigError, ParameterError, UserError
 from core.images import decode_image, encode_image, format_for_path
 from core.pipeline import OUTPUT_TYPES
 
@@ -37,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="an image file, a colour (#RRGGBB or a name), 'blur', 'blur:N' "
                              "or 'transparent' (default: green, as the original)")
     parser.add_argument("--output-type", default="composite",
-                        choices=[t for t in OUTPUT_TYPES if t != "mask"])
+                        choices=OUTPUT_TYPES)
     parser.add_argument("--fit", default="cover", choices=FIT_MODES,
                         help="how a background image is fitted to the photo")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="matting service URL")
@@ -74,6 +75,10 @@ def input_files(path: Path) -> list[Path]:
     return [path]
 
 
+class RemoteError(RuntimeError):
+    """The matting service refused a photo (its JSON error message is kept)."""
+
+
 class RemoteRunner:
     """Calls the matting service; the response is already the encoded output file."""
 
@@ -104,29 +109,28 @@ class RemoteRunner:
                 message = response.json()["error"]
             except (ValueError, KeyError):
                 message = response.text[:300]
-            raise RuntimeError(f"{response.status_code}: {message}")
+            raise RemoteError(f"{response.status_code}: {message}")
         if response.headers.get("X-Person-Found") == "false":
             log.warning("%s: no person found; the output is the photo unchanged", image_path.name)
         return response.content
 
 
 class LocalRunner:
-    """Runs segmentation and matting in this process, with the same core functions."""
+    """Runs the engine's :class:`core.pipeline.Pipeline` in this process (no services)."""
 
     def __init__(self, args):
-        from core.matters import create_matter
-        from core.segmenters import create_segmenter
+        from core.pipeline import Pipeline
 
         self.args = args
-        self.segmenter = create_segmenter(args.segmenter)
-        self.matter = create_matter(args.matter)
+        self.pipeline = Pipeline.in_process(args.segmenter, args.matter)
         bg = Path(args.background)
         self.background = decode_image(bg.read_bytes()) if bg.is_file() else args.background
 
     def __call__(self, image_path: Path, fmt: str) -> bytes:
-        from core.pipeline import matte_image, render
+        from core.pipeline import render
 
-        result = matte_image(decode_image(image_path.read_bytes()), self.segmenter, self.matter)
+        data = image_path.read_bytes()
+        result = self.pipeline.run(decode_image(data), encoded=data)
         if not result.person_found:
             log.warning("%s: no person found; the output is the photo unchanged", image_path.name)
         return encode_image(render(result, self.args.output_type, self.background, self.args.fit), fmt)
@@ -136,17 +140,21 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     images = input_files(Path(args.image_path))
-    runner = LocalRunner(args) if args.local else RemoteRunner(args)
+    try:
+        runner = LocalRunner(args) if args.local else RemoteRunner(args)
+    except (ConfigError, BackendUnavailable, UserError) as exc:
+        log.error("%s", exc)
+        return 2
     failures = 0
     for image_path in images:
         out = output_file(args, image_path, many=len(images) > 1)
         try:
             fmt = format_for_path(out)
             if fmt == "jpeg" and needs_alpha_channel(args):
-                raise ValueError("JPEG cannot store transparency: write a .png or .webp file")
+                raise ParameterError("JPEG cannot store transparency: write a .png or .webp file")
             out.write_bytes(runner(image_path, fmt))
             log.info("wrote %s", out)
-        except (RuntimeError, ValueError) as exc:
+        except (RemoteError, UserError) as exc:
             failures += 1
             log.error("%s: %s", image_path, exc)
     return 1 if failures else 0

@@ -15,7 +15,7 @@ import requests
 
 from core.compositing import fit_image
 from core.images import encode_image, read_image_file
-from service_common.processes import REPO_ROOT, running_services
+from evaluation.services import REPO_ROOT, running_services
 from service_common.timing import parse_server_timing
 
 

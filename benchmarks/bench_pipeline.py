@@ -45,7 +45,7 @@ from core.images import read_image_file  # noqa: E402
 from evaluation import environment  # noqa: E402
 from evaluation.datasets import default_data_dir  # noqa: E402
 from evaluation.segmentation_eval import parse_server_timing  # noqa: E402
-from service_common.processes import running_services  # noqa: E402
+from evaluation.services import running_services  # noqa: E402
 
 SIZES = ((360, 240), (1280, 720), (1920, 1080))
 PHOTO = Path("portraits") / "images" / "83.jpg"   # a 1280x720 photo: one person, upper body

@@ -1,4 +1,6 @@
-"""Temporal smoothing (:class:`TemporalSmoother`) and how steady alpha is (:func:`flicker`)."""
+"""What a video carries from one frame to the next: :class:`VideoState`, the optional,
+explicit per-video part of :class:`core.pipeline.Pipeline` (temporal smoothing of the
+soft mask and of alpha, :class:`TemporalSmoother`)."""
 from __future__ import annotations
 
 import cv2
@@ -52,38 +54,39 @@ class TemporalSmoother:
         return cv2.add(previous, cv2.multiply(self.rate, cv2.subtract(current, previous)))
 
 
-def flicker(images, alphas, reference=None, still: float = 2.0) -> dict:
-    """How much alpha changes between consecutive frames where the input did not.
+class VideoState:
+    """Per-video state handed to :meth:`core.pipeline.Pipeline.run` frame after frame.
+
+    Photos pass none; a video loop makes one per video (:meth:`core.pipeline.Pipeline.new_video`)
+    and passes it with every frame, in order.
 
     Args:
-        images: ``uint8`` RGB frames ``H x W x 3`` (the input).
-        alphas: ``float`` ``H x W`` mattes in ``[0, 1]``, one per frame.
-        reference: mattes that define the "edge" region (default: ``alphas``); pass the
-            unsmoothed run's to compare two runs over the same pixels.
-        still: a pixel is still when its grey level (5x5 Gaussian blur) changed by at most
-            this much (0-255) since the previous frame.
-    Returns:
-        ``{"still": mean |alpha_t - alpha_t-1| over still pixels, "edge": the same over
-        still pixels where the reference alpha lies strictly within (0.02, 0.98) in either
-        frame, "still_pixels": ..., "edge_pixels": ...}``; means in alpha units (0-1).
+        smoother: temporal smoothing of the soft mask (before the trimap is built) and of
+            alpha; ``None`` turns smoothing off.
     """
-    reference = alphas if reference is None else reference
-    if not (len(images) == len(alphas) == len(reference)):
-        raise ValueError("images, alphas and reference need one entry per frame")
-    sums = {"still": 0.0, "edge": 0.0, "still_pixels": 0, "edge_pixels": 0}
-    previous = None
-    for t, image in enumerate(images):
-        grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 0)
-        if previous is not None:
-            quiet = cv2.absdiff(grey, previous) <= still
-            soft = [(r > 0.02) & (r < 0.98) for r in (reference[t], reference[t - 1])]
-            edge = quiet & (soft[0] | soft[1])
-            change = np.abs(alphas[t].astype(np.float32) - alphas[t - 1])
-            sums["still"] += float(change[quiet].sum())
-            sums["edge"] += float(change[edge].sum())
-            sums["still_pixels"] += int(quiet.sum())
-            sums["edge_pixels"] += int(edge.sum())
-        previous = grey
-    return {"still": sums["still"] / max(sums["still_pixels"], 1),
-            "edge": sums["edge"] / max(sums["edge_pixels"], 1),
-            "still_pixels": sums["still_pixels"], "edge_pixels": sums["edge_pixels"]}
+
+    def __init__(self, smoother: TemporalSmoother | None = None):
+        self.smoother = smoother
+        self._mask: np.ndarray | None = None
+        self._alpha: np.ndarray | None = None
+        self.frames = 0
+
+    def observe(self, image: np.ndarray) -> None:
+        """Take the next frame (``uint8`` RGB ``H x W x 3``) before its mask is smoothed."""
+        self.frames += 1
+        if self.smoother is not None:
+            self.smoother.observe(image)
+
+    def smooth_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The frame's soft mask blended with the previous frame's where the input is still."""
+        if self.smoother is None:
+            return mask
+        self._mask = self.smoother.blend(self._mask, mask)
+        return self._mask
+
+    def smooth_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        """The frame's alpha blended with the previous frame's where the input is still."""
+        if self.smoother is None:
+            return alpha
+        self._alpha = self.smoother.blend(self._alpha, alpha)
+        return self._alpha

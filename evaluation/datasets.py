@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from core.images import read_image_file
+from core.trimap import decode_trimap
 
 TRIMAPS = ("trimap1", "trimap2")
 
@@ -73,11 +74,7 @@ class Sample:
         """``uint8`` trimap 0 / 128 / 255 (alphamatting only)."""
         key = "trimap:" + which
         if key not in self._cache:
-            grey = np.asarray(Image.open(self.trimap_paths[which]).convert("L"))
-            trimap = np.full(grey.shape, 128, np.uint8)
-            trimap[grey <= 10] = 0
-            trimap[grey >= 245] = 255
-            self._cache[key] = trimap
+            self._cache[key] = decode_trimap(self.trimap_paths[which].read_bytes())
         return self._cache[key]
 
     def release(self) -> None:

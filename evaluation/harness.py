@@ -115,7 +115,7 @@ def run(opts: Options, progress=print) -> int:
     examples = {}
     if "pipeline" in opts.stages and person_sets:
         stages_run.add("pipeline")
-        from service_common.processes import running_services
+        from evaluation.services import running_services
 
         names, skipped = pipeline_backends()
         results["pipeline"], results["pipeline_skipped"] = [], skipped

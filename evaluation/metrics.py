@@ -1,4 +1,5 @@
-"""Quality measures: matting errors over a trimap's unknown band, mask overlap, boundary F.
+"""Quality measures: matting errors over a trimap's unknown band, mask overlap, boundary F,
+and for video how steady alpha is between frames (:func:`flicker`).
 
 All functions take numpy arrays and return Python floats; nothing here reads files.
 Alpha mattes and soft masks are ``float`` ``H x W`` in ``[0, 1]``; binary masks are ``bool``
@@ -153,3 +154,40 @@ def mask_scores(soft: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> 
     """``{"iou", "bf"}`` of ``soft > threshold`` against a binary ``truth``."""
     pred = soft > threshold
     return {"iou": iou(pred, truth), "bf": boundary_f(pred, truth)}
+
+
+def flicker(images, alphas, reference=None, still: float = 2.0) -> dict:
+    """How much alpha changes between consecutive frames where the input did not.
+
+    Args:
+        images: ``uint8`` RGB frames ``H x W x 3`` (the input).
+        alphas: ``float`` ``H x W`` mattes in ``[0, 1]``, one per frame.
+        reference: mattes that define the "edge" region (default: ``alphas``); pass the
+            unsmoothed run's to compare two runs over the same pixels.
+        still: a pixel is still when its grey level (5x5 Gaussian blur) changed by at most
+            this much (0-255) since the previous frame.
+    Returns:
+        ``{"still": mean |alpha_t - alpha_t-1| over still pixels, "edge": the same over
+        still pixels where the reference alpha lies strictly within (0.02, 0.98) in either
+        frame, "still_pixels": ..., "edge_pixels": ...}``; means in alpha units (0-1).
+    """
+    reference = alphas if reference is None else reference
+    if not (len(images) == len(alphas) == len(reference)):
+        raise ValueError("images, alphas and reference need one entry per frame")
+    sums = {"still": 0.0, "edge": 0.0, "still_pixels": 0, "edge_pixels": 0}
+    previous = None
+    for t, image in enumerate(images):
+        grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+        if previous is not None:
+            quiet = cv2.absdiff(grey, previous) <= still
+            soft = [(r > 0.02) & (r < 0.98) for r in (reference[t], reference[t - 1])]
+            edge = quiet & (soft[0] | soft[1])
+            change = np.abs(alphas[t].astype(np.float32) - alphas[t - 1])
+            sums["still"] += float(change[quiet].sum())
+            sums["edge"] += float(change[edge].sum())
+            sums["still_pixels"] += int(quiet.sum())
+            sums["edge_pixels"] += int(edge.sum())
+        previous = grey
+    return {"still": sums["still"] / max(sums["still_pixels"], 1),
+            "edge": sums["edge"] / max(sums["edge_pixels"], 1),
+            "still_pixels": sums["still_pixels"], "edge_pixels": sums["edge_pixels"]}

@@ -2,7 +2,7 @@
 
 - Segmentation: every registered segmenter (and listed option variants) in this process;
   IoU and boundary F of ``mask > 0.5`` against the true person mask.
-- Pipeline: both services as real processes (:func:`service_common.processes.running_services`),
+- Pipeline: both services as real processes (:func:`evaluation.services.running_services`),
   one pair per segmentation backend that can run here, default matting backend. Each
   image is posted as its original file to ``POST /matte?output=alpha&format=npy`` once
   per trimap variant (the seed's fixed 10 iterations, and bands that scale with the

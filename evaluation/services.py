@@ -1,4 +1,5 @@
-"""Start the two services as real processes on free loopback ports (tests, demo, benchmarks).
+"""Start the two services as real processes on free loopback ports (tests, evaluation,
+benchmarks): the real thing, never a stand-in.
 
     with running_services() as urls:
         requests.post(urls.matting + "/matte", files={"image": ...})
@@ -51,8 +52,8 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 180.0) ->
 
 def start_service(package: str, port: int, args: list[str] = (), env: dict | None = None,
                   log_path: Path | None = None) -> subprocess.Popen:
-    """``python -m <package> --port <port> ...`` from the repo root."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
+    """``python -m <package> --port <port> ...`` from the repo root (whose code it runs)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     return subprocess.Popen([sys.executable, "-m", package, "--port", str(port), *args],
                             cwd=REPO_ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)

@@ -1,33 +1,53 @@
-"""HTTP client of the segmentation service, as the matting service uses it.
+"""The segmentation service as the matting service's person source, over HTTP.
 
-Images go as files: the bytes the user uploaded are forwarded untouched (no re-encode),
-arrays go as ``.npy``. The trimap comes back with the soft mask as a second channel, as raw
-``.npy`` (cheaper than PNG coding at both ends on loopback). A 406 from segmentation means "no person" and is not an error.
+:class:`RemotePersonSource` has the interface of :class:`core.pipeline.PersonSource`, so
+:class:`core.pipeline.Pipeline` runs the same whether people are found in this process or
+by the segmentation service. Images go as files: the bytes the user uploaded are forwarded
+untouched (no re-encode), arrays go as ``.npy``. The answer is the self-describing ``.npz``
+of :func:`service_common.wire.encode_segmentation` (trimap, soft mask, people). A 406 from
+segmentation means "nobody there" and is not an error.
 """
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import requests
+from flask import has_request_context
 
+from core.errors import UserError
 from core.images import encode_image
-from service_common.errors import APIError
+from core.pipeline import Segmentation, empty_trimap
+from core.temporal import VideoState
+from service_common.errors import REQUEST_ID_HEADER, ServiceUnavailable, request_id
 from service_common.timing import parse_server_timing
+from service_common.wire import decode_segmentation
 
 log = logging.getLogger(__name__)
 
 
-class SegmentationUnavailable(APIError):
+class SegmentationUnavailable(ServiceUnavailable):
+    """The segmentation service cannot be reached, timed out or failed (a 503 to our caller)."""
+
     def __init__(self, url: str, why: str):
-        super().__init__(503, f"segmentation service at {url} is unavailable: {why}",
+        super().__init__(f"segmentation service at {url} is unavailable: {why}",
                          "segmentation_unavailable")
 
 
-class SegmentationClient:
+class RemotePersonSource:
+    """Ask the segmentation service for each image's trimap, soft mask and people.
+
+    Args:
+        url: the service's base URL.
+        timeout: seconds to wait for an answer; ``connect_timeout`` for the connection.
+    """
+
+    name = "segmentation-service"
+
     def __init__(self, url: str, timeout: float = 120.0, connect_timeout: float = 5.0):
         self.url = url.rstrip("/")
         self.timeout = (connect_timeout, timeout)
@@ -39,55 +59,57 @@ class SegmentationClient:
             self._local.session = requests.Session()
         return self._local.session
 
-    def trimap(self, image: np.ndarray, image_bytes: bytes | None = None,
-               trimap_params: dict | None = None
-               ) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
-        """Ask for the trimap of ``image`` and the soft person mask it was built from.
+    def segment(self, image: np.ndarray, *, encoded: bytes | None = None,
+                trimap: Mapping[str, Any] | None = None, max_people: int | None = None,
+                state: VideoState | None = None) -> Segmentation:
+        """See :meth:`core.pipeline.PersonSource.segment`.
 
-        Args:
-            image: the decoded ``uint8`` RGB image (sent as ``.npy`` when no bytes are given).
-            image_bytes: the original file bytes, forwarded as they are when given.
-            trimap_params: query parameters (thresholds, iterations...), passed through.
-        Returns:
-            ``(trimap, mask, timing)``: ``uint8`` trimap and ``float32`` mask in [0, 1]
-            (both ``None`` when nobody is there); timing has ``round_trip_ms``, the
-            service's own ``server_ms`` and ``upload_bytes``.
+        Inside a request of the matting service its request id is forwarded, so both
+        services log the same id. ``timings`` of the result hold ``segmentation`` (the service's own time) and ``transport`` (the rest of
+        the round trip).
+
         Raises:
-            SegmentationUnavailable: connection refused, timeout, or a 5xx.
-            APIError: segmentation rejected the request (4xx other than 406), same status.
+            SegmentationUnavailable: connection refused, timeout, a 5xx or an unreadable answer.
+            UserError: segmentation refused the request (a 4xx other than 406), same status.
+
+        With a video ``state``, the frame is observed but its mask is not smoothed: the
+        trimap is built by the service, so over HTTP only alpha is smoothed over time.
         """
-        body = image_bytes if image_bytes is not None else encode_image(image, "npy")
+        if state is not None:
+            state.observe(image)
+        body = encoded if encoded is not None else encode_image(image, "npy")
+        query = {**(trimap or {}), "format": "npz"}
+        if max_people is not None:
+            query["max_people"] = max_people
+        headers = {"Content-Type": "application/octet-stream"}
+        if has_request_context():
+            headers[REQUEST_ID_HEADER] = request_id()
         started = time.perf_counter()
         try:
-            response = self._session.post(
-                f"{self.url}/trimap",
-                # Raw .npy: at 720p 1.8 MB over loopback costs less than PNG coding both ends.
-                params={**(trimap_params or {}), "format": "npy", "include_mask": "1"},
-                data=body, headers={"Content-Type": "application/octet-stream"},
-                timeout=self.timeout)
+            response = self._session.post(f"{self.url}/trimap", params=query, data=body,
+                                          headers=headers, timeout=self.timeout)
         except requests.Timeout:
             raise SegmentationUnavailable(self.url, "timed out") from None
         except requests.ConnectionError as exc:
             raise SegmentationUnavailable(self.url, f"cannot connect ({type(exc).__name__})") from None
-        timing = {"round_trip_ms": (time.perf_counter() - started) * 1000.0,
-                  "server_ms": sum(parse_server_timing(response.headers.get("Server-Timing", "")).values()),
-                  "upload_bytes": len(body)}
+        round_trip = (time.perf_counter() - started) * 1e3
+        server = sum(parse_server_timing(response.headers.get("Server-Timing", "")).values())
+        timings = {"segmentation": server, "transport": max(round_trip - server, 0.0)}
         if response.status_code == 406:
-            return None, None, timing
+            return Segmentation(empty_trimap(image.shape[:2]), None, [], timings)
         if response.status_code >= 500:
             raise SegmentationUnavailable(self.url, f"it answered {response.status_code}: "
                                           f"{_error_text(response)}")
         if response.status_code != 200:
-            raise APIError(response.status_code, f"segmentation: {_error_text(response)}",
-                           "segmentation_rejected")
+            code = _error_code(response) or "segmentation_rejected"
+            raise UserError(f"segmentation: {_error_text(response)}",
+                            status=response.status_code, code=code)
         try:
-            both = np.load(io.BytesIO(response.content), allow_pickle=False)
+            segmentation = decode_segmentation(response.content, image.shape[:2])
         except ValueError as exc:
-            raise SegmentationUnavailable(self.url, f"unreadable trimap ({exc})") from None
-        if both.shape != image.shape[:2] + (2,):
-            raise SegmentationUnavailable(self.url, f"trimap shape {both.shape} does not "
-                                          f"match the image {image.shape[:2]}")
-        return both[:, :, 0], both[:, :, 1].astype(np.float32) / 255.0, timing
+            raise SegmentationUnavailable(self.url, f"unreadable answer ({exc})") from None
+        segmentation.timings = timings
+        return segmentation
 
     def health(self, timeout: float = 2.0) -> dict:
         """Segmentation's ``/health`` plus ``reachable``; never raises."""
@@ -97,9 +119,21 @@ class SegmentationClient:
         except (requests.RequestException, ValueError) as exc:
             return {"url": self.url, "reachable": False, "error": type(exc).__name__}
 
+    def describe(self) -> dict:
+        return {"name": self.name, "url": self.url}
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
 
 def _error_text(response: requests.Response) -> str:
-    try:
-        return response.json().get("error", response.text[:200])
-    except ValueError:
-        return response.text[:200]
+    return _json(response).get("error") or response.text[:200]
+
+
+def _error_code(response: requests.Response) -> str | None:
+    return _json(response).get("code")

@@ -1,34 +1,36 @@
 """Segmentation service (port 3000): finds every person and returns a trimap.
 
 Endpoints (see README "API"):
-    POST /trimap   image file or .npy -> trimap PNG (0 / 128 / 255), 406 when nobody is found
-                   (``max_people=N``: keep the N most confident people, Mask R-CNN;
-                   ``include_mask=1``: a second channel with the soft mask, 0..255)
-    POST /mask     image -> soft person mask PNG (0..255)
+    POST /trimap   image file or .npy -> trimap PNG / .npy (0 / 128 / 255), 406 when nobody is
+                   found; ``format=npz``: the trimap, the soft mask and the people found
+                   (what the matting service asks for; :func:`service_common.wire.encode_segmentation`)
+    POST /mask     image -> soft person mask PNG (0..255) or .npy (float 0..1)
     POST /         the original JSON API: {"image": HxWx3} -> {"trimap": HxWx2} or 406
     GET  /health
+
+Every request goes through the engine's :class:`core.pipeline.LocalPersonSource`, the same
+code the command line's ``--local`` mode and the video loop run.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 
 import numpy as np
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
+from core.errors import NoPersonError, ParameterError
 from core.images import to_uint8
+from core.pipeline import LocalPersonSource
 from core.segmenters import create_segmenter
-from core.trimap import TrimapParams, has_person, mask_to_trimap, to_two_channel
+from core.trimap import TrimapParams, to_two_channel
 from service_common.app import new_app
-from service_common.config import (
-    COMMON_SETTINGS,
-    TRIMAP_SETTINGS,
-    Setting,
-    trimap_defaults,
-)
-from service_common.errors import APIError
+from service_common.config import backend_options, trimap_config
+from service_common.settings import SEGMENTATION_SETTINGS as SETTINGS
 from service_common.timing import StageTimer
 from service_common.wire import (
+    NPZ_MIMETYPE,
+    check_params,
+    encode_segmentation,
     image_response,
     json_body,
     json_image,
@@ -39,91 +41,73 @@ from service_common.wire import (
 
 log = logging.getLogger(__name__)
 
-SETTINGS = [
-    Setting("PORT", "SEGMENTATION_PORT", 3000, "port to listen on", int),
-    Setting("BACKEND", "SEGMENTATION_BACKEND", "auto",
-            "person segmenter: auto, maskrcnn, mediapipe (auto = maskrcnn when its weights "
-            "are present, else mediapipe)"),
-    Setting("MEDIAPIPE_MODE", "MEDIAPIPE_MODE", "accurate",
-            "mediapipe: 'accurate' (every person, pose + selfie models) or 'fast' (selfie only)"),
-    Setting("MASKRCNN_VARIANT", "MASKRCNN_VARIANT", "v1",
-            "maskrcnn: 'v1' (maskrcnn_resnet50_fpn, the original) or 'v2' (better masks)"),
-    Setting("MASKRCNN_INFERENCE_SIZE", "MASKRCNN_INFERENCE_SIZE", None,
-            "maskrcnn: shorter side the network sees (smaller is faster on CPU; default 480)", int),
-    Setting("MASKRCNN_SCORE_THRESHOLD", "MASKRCNN_SCORE_THRESHOLD", 0.6,
-            "maskrcnn: minimum person score", float),
-    Setting("MAX_PEOPLE", "SEGMENTATION_MAX_PEOPLE", None,
-            "keep at most N people (maskrcnn: the most confident; mediapipe: how many it "
-            "looks for, default 6); default: the backend's", int),
-    *COMMON_SETTINGS,
-    *TRIMAP_SETTINGS,
-]
-
-# Settings handed to the backends as keyword options (each backend ignores the others').
-BACKEND_OPTIONS = {"MEDIAPIPE_MODE": "mode", "MASKRCNN_VARIANT": "variant",
-                   "MASKRCNN_INFERENCE_SIZE": "inference_size",
-                   "MASKRCNN_SCORE_THRESHOLD": "score_threshold",
-                   "MAX_PEOPLE": "max_people"}
+__all__ = ["SETTINGS", "create_app"]
 
 bp = Blueprint("segmentation", __name__)
+TRIMAP_PARAMS = {*TrimapParams.names(), "max_people", "format"}
+MASK_PARAMS = {"max_people", "format"}
 
 
-def _decode_and_segment(timer: StageTimer, values: dict) -> np.ndarray:
-    segmenter = current_app.extensions["segmenter"]
-    options = {}
-    if values.get("max_people") not in (None, ""):
-        if "max_people" not in inspect.signature(segmenter.segment).parameters:
-            raise APIError(400, f"max_people is not supported by the {segmenter.name!r} "
-                           "backend (use maskrcnn)", "invalid_parameter")
-        try:
-            options["max_people"] = int(values["max_people"])
-        except ValueError:
-            raise APIError(400, "max_people must be a whole number", "invalid_parameter") from None
-        if options["max_people"] < 1:
-            raise APIError(400, "max_people must be at least 1", "invalid_parameter")
-    image = read_image()
-    timer.lap("decode")
-    mask = segmenter.segment(image, **options)
-    timer.lap("segment")
-    return mask
+def _source() -> LocalPersonSource:
+    return current_app.extensions["person_source"]
 
 
-def _timed_response(out: np.ndarray, fmt: str, timer: StageTimer, headers: dict):
-    response = image_response(out, fmt, headers)
+def _max_people(values: dict) -> int | None:
+    raw = values.get("max_people")
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ParameterError(f"max_people must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ParameterError(f"max_people must be at least 1, got {value}")
+    return value
+
+
+def _timed_response(response: Response, timer: StageTimer, headers: dict) -> Response:
     timer.lap("encode")
     response.headers["Server-Timing"] = timer.header()
+    for key, value in headers.items():
+        response.headers[key] = value
     return response
-
-
-def _request_trimap_params(values: dict) -> TrimapParams:
-    return TrimapParams.from_mapping(values, base=current_app.extensions["trimap_defaults"])
 
 
 @bp.post("/trimap")
 def trimap_endpoint():
     timer = StageTimer()
     values = params()
-    trimap_params = _request_trimap_params(values)
-    fmt = output_format(values)
-    mask = _decode_and_segment(timer, values)
-    trimap = mask_to_trimap(mask, trimap_params)
-    timer.lap("trimap")
-    if not has_person(trimap):
-        raise APIError(406, "no person found in the image", "no_person")
-    if values.get("include_mask", "0").lower() in ("1", "true", "yes"):
-        # Channel 1 carries the soft mask: matting uses it as a prior inside the band.
-        trimap = np.dstack([trimap, to_uint8(mask)])
-    return _timed_response(trimap, fmt, timer, {"X-Person-Found": "true"})
+    check_params(values, TRIMAP_PARAMS)
+    fmt = output_format(values, allowed=("png", "jpeg", "jpg", "webp", "npy", "npz"))
+    trimap_options = TrimapParams.parse(values)
+    _source().params_for(trimap_options)  # a bad field is a 400 before any work is done
+    max_people = _max_people(values)
+    image = read_image()
+    timer.lap("decode")
+    segmentation = _source().segment(image, trimap=trimap_options, max_people=max_people)
+    timer.record(segmentation.timings)
+    if not segmentation.person_found:
+        raise NoPersonError("no person found in the image")
+    headers = {"X-Person-Found": "true", "X-People-Count": str(len(segmentation.people))}
+    if fmt == "npz":
+        return _timed_response(Response(encode_segmentation(segmentation), mimetype=NPZ_MIMETYPE),
+                               timer, headers)
+    return _timed_response(image_response(segmentation.trimap, fmt), timer, headers)
 
 
 @bp.post("/mask")
 def mask_endpoint():
     timer = StageTimer()
     values = params()
+    check_params(values, MASK_PARAMS)
     fmt = output_format(values)
-    mask = _decode_and_segment(timer, values)
+    max_people = _max_people(values)
+    image = read_image()
+    timer.lap("decode")
+    mask = _source().segmenter.segment(image, max_people=max_people)
+    timer.lap("segmentation")
     out = mask.astype(np.float32) if fmt == "npy" else to_uint8(mask)
-    return _timed_response(out, fmt, timer,
+    return _timed_response(image_response(out, fmt), timer,
                            {"X-Person-Found": str(bool((mask >= 0.5).any())).lower()})
 
 
@@ -131,18 +115,18 @@ def mask_endpoint():
 def legacy_json():
     """The original API: ``{"image": HxWx3 list}`` -> ``{"trimap": HxWx2 list}`` or 406."""
     image = json_image(json_body())
-    mask = current_app.extensions["segmenter"].segment(image)
-    trimap = mask_to_trimap(mask, current_app.extensions["trimap_defaults"])
-    if not has_person(trimap):
+    segmentation = _source().segment(image)
+    if not segmentation.person_found:
         return jsonify({"error": "no person found in the image", "code": "no_person"}), 406
-    return jsonify({"trimap": to_two_channel(trimap).tolist()})
+    return jsonify({"trimap": to_two_channel(segmentation.trimap).tolist()})
 
 
 @bp.get("/health")
 def health():
+    source = _source()
     return jsonify({"status": "ok", "service": "segmentation",
-                    "backend": current_app.extensions["segmenter"].describe(),
-                    "trimap_defaults": current_app.extensions["trimap_defaults"].__dict__})
+                    "backend": source.segmenter.describe(),
+                    "trimap_defaults": source.trimap_params.__dict__})
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -151,15 +135,14 @@ def create_app(config: dict | None = None) -> Flask:
     Args:
         config: overrides of :data:`SETTINGS` keys (defaults < environment < this).
             ``SEGMENTER`` may hold a ready segmenter instance (tests, notebooks).
+    Raises:
+        ConfigError: an unknown setting, backend or option (named with the valid ones).
+        BackendUnavailable: the configured backend cannot run here.
     """
     app = new_app(__name__, SETTINGS, config)
-    options = {option: app.config[key] for key, option in BACKEND_OPTIONS.items()
-               if app.config[key] is not None}
     segmenter = app.config.get("SEGMENTER") or create_segmenter(
-        app.config["BACKEND"], device=app.config["DEVICE"],
-        models_dir=app.config["MODELS_DIR"] or None, **options)
-    app.extensions["segmenter"] = segmenter
-    app.extensions["trimap_defaults"] = trimap_defaults(app.config)
+        app.config["BACKEND"], backend_options(SETTINGS, app.config))
+    app.extensions["person_source"] = LocalPersonSource(segmenter, trimap_config(app.config))
     log.info("segmentation service ready: backend %s", segmenter.describe())
     app.register_blueprint(bp)
     return app

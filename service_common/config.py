@@ -1,67 +1,127 @@
 """Service configuration: documented defaults, then environment variables, then CLI flags,
-then the mapping given to ``create_app(config)`` (tests use that)."""
+then the mapping given to ``create_app(config)`` (tests use that).
+
+Every setting is declared once (:class:`Setting`). At start-up the configuration is
+checked: a ``create_app`` key or an environment variable that looks like one of ours
+(``SEGMENTATION_*``, ``TRIMAP_*``, ``FBA_*``...) but is no known setting fails, naming the
+valid ones, so a typo never silently does nothing.
+"""
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable
 
+from core.errors import ConfigError
 from core.trimap import TrimapParams
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting: its Flask config key, environment variable, default, help and type.
+    ``backend`` / ``option``: the backend keyword option it feeds (``None`` for the service's
+    own settings)."""
+
     key: str           # Flask config key, e.g. "BACKEND"
     env: str           # environment variable, e.g. "SEGMENTATION_BACKEND"
     default: Any
     help: str
     type: Callable = str
+    backend: str | None = None
+    option: str | None = None
 
     @property
     def flag(self) -> str:
         return "--" + self.key.lower().replace("_", "-")
 
+    def parse(self, raw) -> Any:
+        """``raw`` (a string from the environment or a flag) as this setting's type.
 
-COMMON_SETTINGS = [
-    Setting("HOST", "HOST", "127.0.0.1", "address to listen on"),
-    Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest image accepted, in pixels", int),
-    Setting("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 150, "largest request body, in MB "
-            "(the JSON API needs ~25 MB for a 1080p photo)", int),
-    Setting("DEVICE", "DEVICE", "auto", "torch device for model backends: auto, cpu, cuda"),
-    Setting("MODELS_DIR", "MODELS_DIR", "", "folder with weight files (default: models/)"),
-    Setting("LOG_LEVEL", "LOG_LEVEL", "INFO", "logging level"),
-]
+        Raises:
+            ConfigError: it does not parse.
+        """
+        if raw is None or not isinstance(raw, str):
+            return raw
+        try:
+            return self.type(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.env} / {self.flag}: cannot read {raw!r} "
+                              f"({self.help})") from None
 
-TRIMAP_SETTINGS = [
-    Setting("TRIMAP_" + f.name.upper(), "TRIMAP_" + f.name.upper(), f.default,
-            f"trimap default: {f.name}", type(f.default))
-    for f in fields(TrimapParams)
-]
+
+# Environment variables with these prefixes are ours: an unknown one is a typo.
+OUR_PREFIXES = ("SEGMENTATION_", "MATTING_", "TRIMAP_", "MEDIAPIPE_", "MASKRCNN_", "FBA_",
+                "CLOSED_FORM_")
+# Keys create_app(config) takes besides settings: ready objects (tests, notebooks).
+EXTRA_KEYS = {"SEGMENTER", "MATTER", "TESTING"}
+
+
+def _check_environment(known_envs: set[str]) -> None:
+    for name in sorted(os.environ):
+        if name.startswith(OUR_PREFIXES) and name not in known_envs:
+            close = difflib.get_close_matches(name, sorted(known_envs), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"unknown setting {name} in the environment{hint} "
+                              f"Known: {sorted(e for e in known_envs if e.startswith(OUR_PREFIXES))}")
 
 
 def load_config(settings: list[Setting], overrides: dict | None = None,
                 args: argparse.Namespace | None = None) -> dict:
-    """Resolve every setting: default < environment < CLI flag < ``overrides``."""
+    """Resolve every setting: default < environment < CLI flag < ``overrides``.
+
+    ``overrides`` may also hold objects the app factory takes as they are (upper-case keys
+    listed in ``extras``, e.g. a ready backend in tests).
+
+    Raises:
+        ConfigError: an unknown key in ``overrides`` or an unknown variable with one of our
+            prefixes in the environment (the message names the valid ones), or a value that
+            does not parse.
+    """
+    from service_common.settings import ALL_ENVIRONMENT
+
+    _check_environment(ALL_ENVIRONMENT)
+    keys = {s.key for s in settings}
+    unknown = sorted(set(overrides or {}) - keys - EXTRA_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown}; valid: {sorted(keys)}")
     config = {}
     for s in settings:
         value = s.default
         if os.environ.get(s.env, "") != "":
-            value = s.type(os.environ[s.env])
+            value = s.parse(os.environ[s.env])
         cli = getattr(args, s.key.lower(), None) if args is not None else None
         if cli is not None:
-            value = s.type(cli)
+            value = s.parse(cli)
         config[s.key] = value
-    config.update(overrides or {})
+    for key, value in (overrides or {}).items():
+        setting = next((s for s in settings if s.key == key), None)
+        config[key] = setting.parse(value) if setting is not None else value
     return config
 
 
-def trimap_defaults(config: dict) -> TrimapParams:
-    """The service's default :class:`TrimapParams` from its ``TRIMAP_*`` settings."""
-    changed = {f.name: config["TRIMAP_" + f.name.upper()] for f in fields(TrimapParams)
-               if config.get("TRIMAP_" + f.name.upper(), f.default) != f.default}
-    return TrimapParams.from_mapping(changed)
+def trimap_config(config: dict) -> dict[str, Any]:
+    """The trimap fields the service's ``TRIMAP_*`` settings set (unset ones left out)."""
+    return {name: config["TRIMAP_" + name.upper()] for name in TrimapParams.names()
+            if config.get("TRIMAP_" + name.upper()) is not None}
+
+
+def backend_options(settings: list[Setting], config: dict) -> dict[str, dict[str, Any]]:
+    """``{backend: {option: value}}`` from the settings that feed backend options; a
+    setting left at ``None`` is left out (the backend's own default applies)."""
+    options: dict[str, dict[str, Any]] = {}
+    for s in settings:
+        if s.backend is None:
+            continue
+        for backend in s.backend.split(","):
+            value = config[s.key]
+            if value is not None and value != "":
+                options.setdefault(backend, {})[s.option] = value
+    return options
 
 
 def build_parser(description: str, settings: list[Setting]) -> argparse.ArgumentParser:
@@ -91,5 +151,5 @@ def app_for_flask_run(package: str):
     """The app ``flask run`` serves from a service folder (configuration from the environment)."""
     import importlib
 
-    configure_logging(load_config(COMMON_SETTINGS)["LOG_LEVEL"])
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     return importlib.import_module(package).create_app()

@@ -15,6 +15,13 @@ class StageTimer:
         self.stages[stage] = self.stages.get(stage, 0.0) + (now - self._last) * 1000.0
         self._last = now
 
+    def record(self, stages: dict[str, float]) -> None:
+        """Take stage times measured elsewhere (the pipeline's, a remote service's) for the
+        time since the previous lap, which they account for."""
+        for stage, ms in stages.items():
+            self.stages[stage] = self.stages.get(stage, 0.0) + ms
+        self._last = time.perf_counter()
+
     def header(self) -> str:
         return ", ".join(f"{k};dur={v:.1f}" for k, v in self.stages.items())
 

@@ -34,7 +34,7 @@ def data_dir():
 @pytest.fixture(scope="session")
 def services(tmp_path_factory):
     """Both services as real processes on free loopback ports (embedded backends)."""
-    from service_common.processes import running_services
+    from evaluation.services import running_services
 
     log_dir = tmp_path_factory.mktemp("service-logs")
     with running_services(["--backend", "mediapipe"], ["--backend", "closed-form"],

@@ -5,10 +5,10 @@ import pytest
 
 from core.images import read_image_file, to_float
 from core.matters import MATTERS, create_matter
-from core.pipeline import matte_image, render
-from core.registry import BackendUnavailable
+from core.errors import BackendUnavailable
+from core.pipeline import Pipeline, render
 from core.segmenters import SEGMENTERS, create_segmenter
-from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, mask_to_trimap
+from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, TrimapParams, mask_to_trimap
 from tests.conftest import SAMPLES
 
 
@@ -61,9 +61,8 @@ def synthetic_matte_case(astronaut):
     alpha = np.clip((radius - np.hypot(yy - 100, xx - 120)) / 6 + 0.5, 0, 1).astype(np.float32)
     image = fg * alpha[..., None] + bg * (1 - alpha[..., None]) + rng.normal(0, 0.002, fg.shape)
     image = np.clip(image, 0, 1).astype(np.float32)
-    trimap = mask_to_trimap(alpha, __import__("core.trimap", fromlist=["TrimapParams"])
-                            .TrimapParams(fg_threshold=0.99, unknown_threshold=0.01,
-                                          erode_iterations=3, dilate_iterations=3))
+    trimap = mask_to_trimap(alpha, TrimapParams(fg_threshold=0.99, unknown_threshold=0.01,
+                                                erode_iterations=3, dilate_iterations=3))
     return image, trimap, alpha
 
 
@@ -81,11 +80,16 @@ def test_matter_recovers_a_known_alpha(matter, astronaut):
     assert np.all(alpha[trimap == FOREGROUND] > 0.99) and np.all(alpha[trimap == BACKGROUND] < 0.01)
 
 
-def test_pipeline_on_the_sample_photo(astronaut):
-    segmenter = create_segmenter("mediapipe")
-    matter = create_matter("closed-form")
-    result = matte_image(astronaut, segmenter, matter)
+@pytest.fixture(scope="module")
+def embedded_pipeline():
+    return Pipeline.in_process("mediapipe", "closed-form")
+
+
+def test_pipeline_on_the_sample_photo(astronaut, embedded_pipeline):
+    result = embedded_pipeline.run(astronaut)
     assert result.person_found
+    assert len(result.people) == 1 and result.people[0].area > 0.2 * astronaut.shape[0] ** 2
+    assert set(result.timings) >= {"segmentation", "trimap", "matting"}
     composite = render(result, "composite", "#00ff00")
     assert composite.shape == astronaut.shape and composite.dtype == np.uint8
     # Top-left corner (background) is now green, the face is unchanged.
@@ -97,10 +101,10 @@ def test_pipeline_on_the_sample_photo(astronaut):
     assert alpha16.dtype == np.uint16 and alpha16.max() == 65535
 
 
-def test_photo_without_people_is_returned_unchanged():
+def test_photo_without_people_is_returned_unchanged(embedded_pipeline):
     rocket = read_image_file(SAMPLES / "background_rocket.jpg")
-    result = matte_image(rocket, create_segmenter("mediapipe"), create_matter("closed-form"))
-    assert not result.person_found
+    result = embedded_pipeline.run(rocket)
+    assert not result.person_found and result.people == []
     assert np.array_equal(render(result, "composite", "#00ff00"), rocket)
 
 

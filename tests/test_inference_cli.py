@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from core.images import read_image_file
-from service_common.processes import REPO_ROOT, free_port
+from evaluation.services import REPO_ROOT, free_port
 from tests.conftest import SAMPLES
 
 PHOTO = str(SAMPLES / "astronaut.jpg")

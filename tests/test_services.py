@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from PIL import Image
 from core.compositing import fit_image
 from core.images import decode_image, encode_image
 from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, to_two_channel
-from service_common.processes import (
+from evaluation.services import (
     REPO_ROOT,
     free_port,
     start_service,
@@ -42,7 +43,7 @@ def assert_json_error(response, status, words):
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json()
     assert words.lower() in body["error"].lower(), body
-    assert body["code"]
+    assert body["code"] and body["request_id"] == response.headers["X-Request-Id"]
 
 
 # --- health -----------------------------------------------------------------------------
@@ -66,16 +67,31 @@ def test_trimap_endpoint_returns_a_png_trimap(services, astronaut_bytes):
     assert trimap[100, 220] == FOREGROUND and trimap[10, 10] == BACKGROUND
 
 
-def test_trimap_with_the_soft_mask(services, astronaut_bytes):
-    r = requests.post(services.segmentation + "/trimap", params={"include_mask": "1"},
+def test_trimap_npz_carries_trimap_mask_and_people(services, astronaut_bytes):
+    r = requests.post(services.segmentation + "/trimap", params={"format": "npz"},
                       data=astronaut_bytes, timeout=TIMEOUT)
-    both = np.asarray(Image.open(io.BytesIO(r.content)))
-    assert both.shape == (512, 512, 2)  # grey + alpha PNG: trimap, soft mask
-    assert both[100, 220, 0] == FOREGROUND and both[100, 220, 1] > 240 and both[10, 10, 1] < 20
-    r = requests.post(services.segmentation + "/trimap", params={"include_mask": "1",
-                                                                 "format": "npy"},
-                      data=astronaut_bytes, timeout=TIMEOUT)
-    assert np.array_equal(np.load(io.BytesIO(r.content)), both)
+    assert r.status_code == 200 and r.headers["X-People-Count"] == "1"
+    with np.load(io.BytesIO(r.content)) as npz:
+        trimap, mask, boxes = npz["trimap"], npz["mask"], npz["boxes"]
+        assert npz["scores"].shape == (1,) and npz["areas"][0] > 50_000
+    assert trimap.shape == mask.shape == (512, 512) and trimap.dtype == mask.dtype == np.uint8
+    assert trimap[100, 220] == FOREGROUND and mask[100, 220] > 240 and mask[10, 10] < 20
+    x0, y0, x1, y1 = boxes[0]
+    assert x0 < 180 and y0 < 60 and x1 > 300 and y1 == 512  # her whole body, to the bottom
+
+
+def test_trimap_reply_goes_back_as_a_user_trimap(services, astronaut_bytes):
+    """What /trimap answers (PNG or .npy) is a valid ``trimap=`` for /matte, read the same."""
+    png = requests.post(services.segmentation + "/trimap", data=astronaut_bytes, timeout=TIMEOUT)
+    npy = requests.post(services.segmentation + "/trimap", params={"format": "npy"},
+                        data=astronaut_bytes, timeout=TIMEOUT)
+    trimap = decode_image(png.content)[:, :, 0]
+    assert np.array_equal(np.load(io.BytesIO(npy.content)), trimap)
+    for reply in (png, npy):
+        r = post_matte(services, astronaut_bytes, files={"trimap": ("t", reply.content)},
+                       output="trimap")
+        assert r.status_code == 200, r.text
+        assert np.array_equal(decode_image(r.content)[:, :, 0], trimap)
 
 
 def test_trimap_parameters_per_request(services, astronaut_bytes):
@@ -113,6 +129,20 @@ def test_mask_endpoint(services, astronaut_bytes):
     assert mask.shape == (512, 512) and mask[100, 220] > 200 and mask[10, 10] < 50
 
 
+def test_request_id_is_kept_across_both_services(services, astronaut_bytes):
+    r = requests.post(services.matting + "/matte", files={"image": astronaut_bytes},
+                      headers={"X-Request-Id": "client-42"}, timeout=TIMEOUT)
+    assert r.status_code == 200 and r.headers["X-Request-Id"] == "client-42"
+    r = requests.get(services.matting + "/health", headers={"X-Request-Id": "bad id!"}, timeout=10)
+    assert r.headers["X-Request-Id"] != "bad id!" and len(r.headers["X-Request-Id"]) == 32
+
+
+def test_max_people_per_request(services, astronaut_bytes):
+    r = post_matte(services, astronaut_bytes, max_people="1", output="alpha")
+    assert r.status_code == 200, r.text
+    assert len(json.loads(r.headers["X-People"])) == 1
+
+
 def test_segmentation_legacy_json(services, astronaut, rocket_bytes):
     small = astronaut[::4, ::4]
     r = requests.post(services.segmentation + "/", json={"image": small.tolist()}, timeout=TIMEOUT)
@@ -139,6 +169,9 @@ def test_composite_over_green_by_default(services, astronaut_bytes, astronaut):
     stages = r.headers["Server-Timing"]
     for stage in ("decode", "segmentation", "transport", "matting", "composite", "encode"):
         assert stage in stages
+    people = json.loads(r.headers["X-People"])
+    assert len(people) == 1 and people[0]["area"] > 50_000 and len(people[0]["box"]) == 4
+    assert len(r.headers["X-Request-Id"]) >= 16
 
 
 def test_raw_body_upload(services, astronaut_bytes):
@@ -269,7 +302,9 @@ def test_truncated_upload(services, astronaut_bytes):
     ({"background": "#zzzzzz"}, "colour"),
     ({"output": "cutout", "format": "jpeg"}, "transparency"),
     ({"alpha_bits": "12"}, "alpha_bits"),
-    ({"max_people": "2"}, "max_people is not supported"),  # forwarded; mediapipe has no ranking
+    ({"max_people": "0"}, "max_people"),
+    ({"erode_iterations": "many"}, "erode_iterations"),
+    ({"outptu": "cutout"}, "unknown parameter"),
 ])
 def test_bad_parameters(services, astronaut_bytes, data, words):
     assert_json_error(post_matte(services, astronaut_bytes, **data), 400, words)

@@ -10,9 +10,9 @@ import requests
 
 torch = pytest.importorskip("torch")
 
-import models  # noqa: E402
+from core import weights  # noqa: E402
 from core.images import decode_image  # noqa: E402
-from service_common.processes import running_services  # noqa: E402
+from evaluation.services import running_services  # noqa: E402
 from tests.test_fba import random_state_dict  # noqa: E402
 from tests.test_maskrcnn import random_weights  # noqa: E402
 
@@ -20,8 +20,8 @@ from tests.test_maskrcnn import random_weights  # noqa: E402
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    torch.save(random_state_dict(), folder / models.FBA.filename)
-    random_weights("v1", folder / models.MASKRCNN_V1.filename)
+    torch.save(random_state_dict(), folder / weights.FBA.filename)
+    random_weights("v1", folder / weights.MASKRCNN_V1.filename)
     return folder
 
 

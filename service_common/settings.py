@@ -1,0 +1,87 @@
+"""Every setting of both services, declared once: flag, environment variable, default, and
+the backend option it feeds. Each service reads its own list; both lists are known to each,
+so a variable of the other service in a shared environment is no typo."""
+from __future__ import annotations
+
+from core.trimap import TrimapParams
+from service_common.config import Setting
+
+COMMON_SETTINGS = [
+    Setting("HOST", "HOST", "127.0.0.1", "address to listen on"),
+    Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest image accepted, in pixels", int),
+    Setting("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 150, "largest request body, in MB "
+            "(the JSON API needs ~25 MB for a 1080p photo)", int),
+    Setting("LOG_LEVEL", "LOG_LEVEL", "INFO", "logging level"),
+]
+
+
+def model_settings(backend: str) -> list[Setting]:
+    """Where a weights-based backend runs and finds its files."""
+    return [
+        Setting("DEVICE", "DEVICE", "auto", "torch device for model backends: auto, cpu, cuda",
+                backend=backend, option="device"),
+        Setting("MODELS_DIR", "MODELS_DIR", "", "folder with weight files (default: models/)",
+                backend=backend, option="models_dir"),
+    ]
+
+
+# Defaults are None: a trimap field that is not configured takes its method's default
+# (TrimapParams.resolve), so a request's method=binary gets the binary iteration counts.
+TRIMAP_SETTINGS = [
+    Setting("TRIMAP_" + name.upper(), "TRIMAP_" + name.upper(), None,
+            f"trimap default: {name} (unset: {getattr(TrimapParams(), name)!r}, "
+            "or the binary method's own)", type(getattr(TrimapParams(), name)))
+    for name in TrimapParams.names()
+]
+
+SEGMENTATION_SETTINGS = [
+    Setting("PORT", "SEGMENTATION_PORT", 3000, "port to listen on", int),
+    Setting("BACKEND", "SEGMENTATION_BACKEND", "auto",
+            "person segmenter: auto, maskrcnn, mediapipe (auto = maskrcnn when its weights "
+            "are present, else mediapipe)"),
+    Setting("MEDIAPIPE_MODE", "MEDIAPIPE_MODE", "accurate",
+            "mediapipe: 'accurate' (every person, pose + selfie models) or 'fast' (selfie only)",
+            backend="mediapipe", option="mode"),
+    Setting("MASKRCNN_VARIANT", "MASKRCNN_VARIANT", "v1",
+            "maskrcnn: 'v1' (maskrcnn_resnet50_fpn, the original) or 'v2' (better masks)",
+            backend="maskrcnn", option="variant"),
+    Setting("MASKRCNN_INFERENCE_SIZE", "MASKRCNN_INFERENCE_SIZE", None,
+            "maskrcnn: shorter side the network sees (smaller is faster on CPU; default 480)",
+            int, backend="maskrcnn", option="inference_size"),
+    Setting("MASKRCNN_SCORE_THRESHOLD", "MASKRCNN_SCORE_THRESHOLD", 0.6,
+            "maskrcnn: minimum person score", float, backend="maskrcnn",
+            option="score_threshold"),
+    Setting("MAX_PEOPLE", "SEGMENTATION_MAX_PEOPLE", None,
+            "keep at most N people (maskrcnn: the most confident; mediapipe: how many it "
+            "looks for, default 6); default: the backend's", int,
+            backend="maskrcnn,mediapipe", option="max_people"),
+    *model_settings("maskrcnn"),
+    *COMMON_SETTINGS,
+    *TRIMAP_SETTINGS,
+]
+
+MATTING_SETTINGS = [
+    Setting("PORT", "MATTING_PORT", 5000, "port to listen on", int),
+    Setting("BACKEND", "MATTING_BACKEND", "auto",
+            "matting backend: auto, fba, closed-form, guided-filter (auto = fba when "
+            "models/FBA.pth exists, else closed-form)"),
+    Setting("SEGMENTATION_URL", "SEGMENTATION_URL", "http://127.0.0.1:3000",
+            "where the segmentation service listens"),
+    Setting("SEGMENTATION_TIMEOUT", "SEGMENTATION_TIMEOUT", 120.0,
+            "seconds to wait for a trimap", float),
+    Setting("FBA_WEIGHTS", "FBA_WEIGHTS", "", "path of FBA.pth (default: MODELS_DIR/FBA.pth)",
+            backend="fba", option="weights_path"),
+    Setting("FBA_MAX_SIZE", "FBA_MAX_SIZE", "auto", "fba: longest side the network runs at "
+            "('auto': 1280 on CPU, 2048 on CUDA; 0: no cap)", backend="fba", option="max_size"),
+    Setting("FBA_HALF", "FBA_HALF", 0, "fba: half precision on CUDA (1/0)", int,
+            backend="fba", option="half"),
+    Setting("CLOSED_FORM_MAX_UNKNOWN", "CLOSED_FORM_MAX_UNKNOWN", 50_000,
+            "closed-form: unknown pixels solved at full resolution before downscaling "
+            "(0: always full resolution)", int, backend="closed-form", option="max_unknown"),
+    Setting("WARMUP", "MATTING_WARMUP", 1, "matte a tiny image at start-up so the first "
+            "request does not pay for JIT compilation (1/0)", int),
+    *model_settings("fba"),
+    *COMMON_SETTINGS,
+]
+
+ALL_ENVIRONMENT = {s.env for s in SEGMENTATION_SETTINGS + MATTING_SETTINGS}
