@@ -22,17 +22,17 @@ import numpy as np
 import pytest
 
 from core import video
+from core.temporal import TemporalSmoother
 from core.video import (
     BackgroundSource,
     EncodedVideoWriter,
-    TemporalSmoother,
     VideoReader,
     convert_video,
-    flicker,
     main,
     probe,
     video_format,
 )
+from evaluation.metrics import flicker
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "video"
@@ -338,13 +338,11 @@ def test_smoother_follows_motion_and_settles_still_pixels():
 
 
 def test_smoothing_reduces_flicker_on_a_real_clip(backends, person_frames):
+    pipeline = video.video_pipeline(*backends)
+
     def mattes(smoothing):
-        processor = video.FrameProcessor(*backends, "alpha", smoothing=smoothing)
-        out = []
-        for image in person_frames:
-            processor.matte(image)
-            out.append(processor.last_alpha.copy())
-        return out
+        state = pipeline.new_video(smoothing)
+        return [pipeline.run(image, state=state).alpha.copy() for image in person_frames]
 
     raw, smooth = mattes(False), mattes(True)
     off, on = flicker(person_frames, raw, raw), flicker(person_frames, smooth, raw)
@@ -388,14 +386,15 @@ def test_notebook_runs_headless(tmp_path):
 
 
 def test_notebook_through_the_services(tmp_path, services):
-    """The notebook's optional path: each frame through POST /matte of the real services."""
+    """The notebook's optional path: the same pipeline with the segmentation service as its
+    person source (each frame over HTTP)."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(REPO / "frienvengers.ipynb", as_version=4)
     params = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     out = tmp_path / "notebook.mp4"
     params.source += (f"\nMAX_FRAMES = 4\nPREVIEW_FRAME = 2\nOUTPUT = {str(out)!r}\n"
-                      f"USE_SERVICES = True\nSERVICE_URL = {services.matting!r}\n")
+                      f"USE_SERVICES = True\nSEGMENTATION_URL = {services.segmentation!r}\n")
     nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(REPO)}}).execute()
     through_service = tmp_path / "notebook_service.mp4"
@@ -403,7 +402,7 @@ def test_notebook_through_the_services(tmp_path, services):
     assert (info.width, info.height) == (360, 240)
     remote, local = decoded(through_service), decoded(out)
     assert len(remote) == len(local) == 4
-    # Other backends behind the services (closed-form, MediaPipe's accurate mode), the
-    # same person over the same room: the two composites differ only at the edges.
+    # Another segmenter behind the service (MediaPipe's accurate mode) and its photo band,
+    # the same person over the same room: the two composites differ only at the edges.
     difference = np.abs(remote[2].astype(int) - local[2]).mean(axis=2)
     assert (difference > 40).mean() < 0.05, f"{(difference > 40).mean():.3f} of pixels differ"

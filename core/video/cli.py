@@ -13,7 +13,7 @@ from core.video.convert import (
     TRANSPARENT_FORMATS,
     convert_video,
 )
-from core.video.errors import VideoError
+from core.errors import BackendUnavailable, ConfigError, UserError
 
 # One logger for the whole package, named as before the split (``core.video``).
 log = logging.getLogger("core.video")
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
             preset=args.preset, crf=args.crf, segmenter_mode=args.segmenter_mode)
     except KeyboardInterrupt:
         return 130
-    except (VideoError, ValueError) as exc:
+    except (UserError, ConfigError, BackendUnavailable) as exc:
         log.error("%s", exc)
         return 2
     print(f"{result.output}: {result.frames} frames, {result.size[1]}x{result.size[0]}, "

@@ -1,37 +1,42 @@
-"""The per-frame function (:class:`FrameProcessor`: segment -> temporal smoothing ->
-trimap -> matte -> render) and :func:`convert_video`, which runs reader -> processor ->
-writer with a thread per stage, a tqdm progress bar and a clean close on Ctrl-C.
+"""A whole video through the engine's one pipeline: :func:`convert_video`.
+
+It is three small parts:
+
+1. :class:`VideoOptions` and :func:`plan`: what to write (output type, size, container,
+   path), checked before anything is opened;
+2. :func:`frame_function`: one frame through :class:`core.pipeline.Pipeline` (with the
+   video's :class:`~core.temporal.VideoState`) and :func:`core.pipeline.render`;
+3. :func:`core.video.stages.run_stages`: read | process | write overlapping, a failure in
+   any stage stopping the others and surfacing, Ctrl-C leaving a playable file.
 """
 from __future__ import annotations
 
 import logging
-import queue
 import sys
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 
-from core.compositing import FIT_MODES
-from core.images import to_float
+from core.errors import ParameterError
+from core.pipeline import Pipeline, render
 from core.runtime import reuse_freed_memory
-from core.trimap import TrimapParams, has_person, mask_to_trimap
+from core.temporal import VideoState
 from core.video.errors import VideoError
-from core.video.reader import BackgroundSource, VideoReader, probe
-from core.video.smoothing import TemporalSmoother
+from core.video.reader import BackgroundSource, Frame, VideoInfo, VideoReader, probe
+from core.video.stages import run_stages
 from core.video.writers import (
     EncodedVideoWriter,
     FrameWriter,
     PngSequenceWriter,
+    VideoFormat,
     video_format,
 )
 
-# One logger for the whole package, named as before the split (``core.video``).
 log = logging.getLogger("core.video")
 
 OUTPUT_TYPES = ("composite", "transparent", "alpha", "png")
@@ -40,100 +45,55 @@ DEFAULT_SEGMENTER = "mediapipe"
 DEFAULT_MATTER = "guided-filter"
 # A narrower band than the photo default (10 + 10 iterations of a 5 px kernel, ~40 px at
 # any size): scaled with the person, ~2 iterations at 360x240, ~4 at 720p.
-VIDEO_TRIMAP = TrimapParams(band_scale=0.06)
+VIDEO_TRIMAP = {"band_scale": 0.06}
 
 
-# --------------------------------------------------------------------------- per frame
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is converted: everything but the files and the models.
 
-
-def composite_uint8(foreground: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """:func:`core.compositing.composite` with OpenCV's ``blendLinear`` (~10x faster at
-    360x240; equal but for rounding, at most 1 grey level).
-
-    Args:
-        foreground, background: ``float32`` RGB ``H x W x 3`` in ``[0, 1]``.
-        alpha: ``float32`` ``H x W`` in ``[0, 1]``.
-    Returns:
-        ``uint8`` RGB ``H x W x 3``.
-    """
-    background = np.ascontiguousarray(background, dtype=np.float32)
-    foreground = np.ascontiguousarray(foreground, dtype=np.float32)
-    alpha = np.ascontiguousarray(alpha, dtype=np.float32)
-    blended = cv2.blendLinear(foreground, background, alpha, 1.0 - alpha)
-    return cv2.convertScaleAbs(blended, alpha=255.0)
-
-
-class FrameProcessor:
-    """The per-frame function: image -> soft mask -> (smoothing) -> trimap -> alpha -> output.
-
-    Args:
-        segmenter, matter: backend instances (``segment(image)``,
-            ``matte(image, trimap, prior)``); the (smoothed) soft mask is the prior.
-        output_type: :data:`OUTPUT_TYPES`.
-        smoothing: temporal smoothing of the soft mask and of alpha (:class:`TemporalSmoother`).
-        trimap_params: how masks become trimaps (:data:`VIDEO_TRIMAP` by default).
+    Attributes:
+        output_type: :data:`OUTPUT_TYPES`: ``composite`` (H.264 MP4), ``transparent`` (VP9
+            WebM with alpha or ProRes 4444 MOV, see ``format``), ``alpha`` (grey matte,
+            H.264 MP4) or ``png`` (folder of RGBA PNGs; audio beside them as ``audio.mka``).
+        format: ``webm`` or ``mov`` for ``transparent`` (else from the output's suffix).
+        fit: how the background (and the foreground, when ``size`` changes its aspect) is
+            fitted: ``cover``, ``contain`` or ``stretch``.
+        size: output ``(height, width)`` or ``"WxH"`` / ``"W"``; default: the foreground's
+            size (rounded down to even numbers for the 4:2:0 codecs).
+        max_frames: stop after this many frames.
+        audio: copy the foreground's audio (when it has any).
+        smoothing: temporal smoothing of masks and alpha where the input is still.
+        preset, crf: libx264 speed preset and quality.
+    Raises:
+        ParameterError: a value out of range (the message names it).
     """
 
-    def __init__(self, segmenter, matter, output_type: str = "composite", smoothing: bool = True,
-                 trimap_params: TrimapParams = VIDEO_TRIMAP, smoother: TemporalSmoother | None = None):
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        self.segmenter, self.matter, self.output_type = segmenter, matter, output_type
-        self.trimap_params = trimap_params
-        self.smoother = (smoother or TemporalSmoother()) if smoothing else None
-        reuse_freed_memory()
-        self._mask = None
-        self._alpha = None
-        self.last_alpha: np.ndarray | None = None
+    output_type: str = "composite"
+    format: str | None = None
+    fit: str = "cover"
+    size: Any = None
+    max_frames: int | None = None
+    audio: bool = True
+    smoothing: bool = True
+    preset: str = "veryfast"
+    crf: int = 20
 
-    def matte(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Alpha and foreground of one frame.
+    def __post_init__(self):
+        from core.compositing import FIT_MODES
 
-        Args:
-            image: ``uint8`` RGB ``H x W x 3``.
-        Returns:
-            ``(image_f, alpha, foreground)``: ``float32`` ``H x W x 3``, ``H x W`` and
-            ``H x W x 3`` in ``[0, 1]``. No person: alpha is all 0.
-        """
-        mask = self.segmenter.segment(image)
-        image_f = to_float(image)
-        if self.smoother is not None:
-            self.smoother.observe(image)
-            mask = self.smoother.blend(self._mask, mask)
-            self._mask = mask
-        trimap = mask_to_trimap(mask, self.trimap_params)
-        if not has_person(trimap):
-            alpha, foreground = np.zeros(mask.shape, np.float32), image_f
-        else:
-            alpha, foreground = self.matter.matte(image_f, trimap, mask)
-        alpha = alpha.astype(np.float32, copy=False)
-        if self.smoother is not None:
-            alpha = self.smoother.blend(self._alpha, alpha)
-            self._alpha = alpha
-        self.last_alpha = alpha
-        return image_f, alpha, foreground
-
-    def __call__(self, image: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
-        """Output frame for ``image`` (``uint8`` RGB ``H x W x 3``).
-
-        Args:
-            background: ``float32`` ``H x W x 3`` in ``[0, 1]``, for ``composite``.
-        Returns:
-            ``uint8``: composite RGB ``H x W x 3``; transparent / png RGBA ``H x W x 4``
-            (straight alpha); alpha ``H x W``.
-        """
-        _, alpha, foreground = self.matte(image)
-        if self.output_type == "composite":
-            if background is None:
-                raise ValueError("composite output needs a background")
-            return composite_uint8(foreground, alpha, background)
-        alpha8 = cv2.convertScaleAbs(alpha, alpha=255.0)
-        if self.output_type == "alpha":
-            return alpha8
-        return np.dstack([cv2.convertScaleAbs(foreground, alpha=255.0), alpha8])
-
-
-# --------------------------------------------------------------------------- convert
+        if self.output_type not in OUTPUT_TYPES:
+            raise ParameterError(f"output type must be one of {list(OUTPUT_TYPES)}, "
+                                 f"got {self.output_type!r}")
+        if self.fit not in FIT_MODES:
+            raise ParameterError(f"fit must be one of {list(FIT_MODES)}, got {self.fit!r}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ParameterError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.format is not None and self.format not in TRANSPARENT_FORMATS:
+            raise ParameterError(f"format must be one of {list(TRANSPARENT_FORMATS)}, "
+                                 f"got {self.format!r}")
+        if not 0 <= int(self.crf) <= 51:
+            raise ParameterError(f"crf must lie in [0, 51], got {self.crf}")
 
 
 @dataclass
@@ -158,7 +118,7 @@ def parse_size(text: str | None, source: tuple[int, int] | None = None) -> tuple
     ``source = (height, width)``); ``None`` / ``""`` -> ``None``.
 
     Raises:
-        ValueError: not ``WxH`` with positive integers.
+        ParameterError: not ``WxH`` with positive integers.
     """
     if not text:
         return None
@@ -172,10 +132,48 @@ def parse_size(text: str | None, source: tuple[int, int] | None = None) -> tuple
                 raise ValueError("a width alone needs the source size")
             h = int(round(w * source[0] / source[1] / 2)) * 2  # noqa: RUF046 (int() for numpy scalars)
     except ValueError:
-        raise ValueError(f"size must be WIDTHxHEIGHT such as 360x240, got {text!r}") from None
+        raise ParameterError(f"size must be WIDTHxHEIGHT such as 360x240, got {text!r}") from None
     if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise ValueError(f"size must lie within 1..16384 on each side, got {w}x{h}")
+        raise ParameterError(f"size must lie within 1..16384 on each side, got {w}x{h}")
     return h, w
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`plan` decided: the output's path, size and encoder (``None`` for PNGs)."""
+
+    info: VideoInfo
+    output: Path
+    size: tuple[int, int]
+    encoder: VideoFormat | None
+
+
+def plan(foreground: str, output, options: VideoOptions) -> Plan:
+    """Probe ``foreground`` and settle the output's size, path and encoder.
+
+    Raises:
+        VideoError: unreadable foreground or an output the codecs cannot write;
+        ParameterError: a bad size.
+    """
+    info = probe(foreground)
+    size = options.size
+    if isinstance(size, str) or size is None:
+        size = parse_size(size, info.size) or info.size
+    size = (int(size[0]), int(size[1]))
+    if options.output_type != "png" and (size[0] % 2 or size[1] % 2):
+        even = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        log.info("size %dx%d rounded down to %dx%d for 4:2:0 video", size[1], size[0], even[1], even[0])
+        size = even
+    if min(size) < 2:
+        raise ParameterError(f"size {size[1]}x{size[0]} is too small")
+    path = Path(output or _default_output_path(foreground, options.output_type, options.format))
+    if options.output_type == "transparent" and options.format is not None:
+        if path.suffix.lower() != "." + options.format:
+            path = path.with_suffix("." + options.format)
+    encoder = None
+    if options.output_type != "png":
+        encoder = video_format(options.output_type, path.suffix, options.preset, options.crf)
+    return Plan(info, path, size, encoder)
 
 
 def _default_output_path(foreground: str, output_type: str, fmt: str | None) -> str:
@@ -186,23 +184,72 @@ def _default_output_path(foreground: str, output_type: str, fmt: str | None) -> 
     return f"{stem}_{output_type}{suffix}"
 
 
-def _resolve_output(output, output_type: str, fmt: str | None) -> Path:
-    path = Path(output)
-    if output_type == "transparent" and fmt is not None:
-        if fmt not in TRANSPARENT_FORMATS:
-            raise ValueError(f"format must be one of {TRANSPARENT_FORMATS}, got {fmt!r}")
-        if path.suffix.lower() != "." + fmt:
-            path = path.with_suffix("." + fmt)
-    return path
+def video_pipeline(segmenter="mediapipe", matter="guided-filter", segmenter_mode: str = "fast",
+                   trimap: Mapping[str, Any] | None = None) -> Pipeline:
+    """The in-process pipeline the video command uses by default: MediaPipe (``fast``: the
+    selfie model) + guided-filter matting, and :data:`VIDEO_TRIMAP`'s narrow band.
+
+    Args:
+        segmenter, matter: registry names or backend instances.
+        segmenter_mode: MediaPipe's ``mode`` (used only when MediaPipe is the segmenter).
+        trimap: trimap fields (default :data:`VIDEO_TRIMAP`).
+    """
+    return Pipeline.in_process(segmenter, matter,
+                               trimap=VIDEO_TRIMAP if trimap is None else trimap,
+                               segmenter_options={"mediapipe": {"mode": segmenter_mode}}
+                               if isinstance(segmenter, str) else None)
 
 
-def convert_video(foreground_path, background="#00ff00", output=None, output_type: str = "composite",
-                  format: str | None = None, segmenter="mediapipe", matter="guided-filter",
-                  smoothing: bool = True, fit: str = "cover", size=None, max_frames: int | None = None,
-                  trimap_params: TrimapParams = VIDEO_TRIMAP, audio: bool = True,
-                  progress: bool = True, preset: str = "veryfast", crf: int = 20,
-                  segmenter_mode: str = "fast", queue_size: int = 8,
-                  on_frame: Callable[[int, np.ndarray], None] | None = None) -> ConvertResult:
+def frame_function(pipeline: Pipeline, state: VideoState | None, output_type: str,
+                   background: BackgroundSource | None) -> Callable[[tuple], tuple]:
+    """The per-frame step: ``(frame, background or None) -> (output image, pts)``.
+
+    The output is ``uint8``: composite RGB ``H x W x 3``; transparent / png RGBA
+    ``H x W x 4`` (straight alpha); alpha ``H x W``. A frame with nobody in it shows the
+    background (``composite``) or is fully transparent.
+    """
+    def process(item: tuple[Frame, np.ndarray | None]) -> tuple[np.ndarray, int]:
+        frame, bg = item
+        result = pipeline.run(frame.image, state=state)
+        if output_type == "composite":
+            if bg is None:
+                bg = background.frame_at(frame.time, result.image)
+            out = render(result, "composite", bg, unchanged_without_people=False)
+        elif output_type == "alpha":
+            out = render(result, "alpha")
+        else:
+            out = render(result, "cutout")
+        return out, frame.pts
+    return process
+
+
+def _read_with_background(reader: VideoReader, background: BackgroundSource | None):
+    """Frames with their background decoded beside them (in the reading thread), except
+    for a blur, which needs the frame itself (done in the processing step)."""
+    for frame in reader:
+        bg = None
+        if background is not None and not background.needs_image:
+            bg = background.frame_at(frame.time)
+        yield frame, bg
+
+
+def _close_quietly(*resources) -> None:
+    for resource in resources:
+        if resource is None:
+            continue
+        try:
+            resource.close()
+        except Exception:  # noqa: BLE001 - already failing; log and go on closing
+            log.warning("closing %s failed", type(resource).__name__, exc_info=True)
+
+
+def convert_video(foreground_path, background="#00ff00", output=None, *,
+                  pipeline: Pipeline | None = None, segmenter="mediapipe",
+                  matter="guided-filter", segmenter_mode: str = "fast",
+                  trimap: Mapping[str, Any] | None = None, progress: bool = True,
+                  queue_size: int = 8,
+                  on_frame: Callable[[int, np.ndarray], None] | None = None,
+                  **options) -> ConvertResult:
     """Cut the people out of ``foreground_path`` and write them over ``background``.
 
     Args:
@@ -211,183 +258,90 @@ def convert_video(foreground_path, background="#00ff00", output=None, output_typ
             RGB array, colour (``"#00ff00"``, ``"green"``) or ``"blur"`` / ``"blur:STRENGTH"``.
             Only used by ``composite``.
         output: file (``.mp4`` ...) or folder (``png``); default next to the foreground.
-        output_type: ``composite`` (H.264 MP4), ``transparent`` (VP9 WebM with alpha or
-            ProRes 4444 MOV, see ``format``), ``alpha`` (grey matte, H.264 MP4) or ``png``
-            (folder of RGBA PNGs; audio beside them as ``audio.mka``).
-        format: ``webm`` or ``mov`` for ``transparent`` (else from the output's suffix).
-        segmenter, matter: registry names or backend instances.
-        smoothing: temporal smoothing of masks and alpha where the input is still.
-        fit: how the background (and the foreground, when ``size`` changes its aspect)
-            is fitted: ``cover``, ``contain`` or ``stretch``.
-        size: output ``(height, width)`` or ``"WxH"`` / ``"W"``; default: the foreground's
-            size (rounded down to even numbers for the 4:2:0 codecs).
-        max_frames: stop after this many frames.
-        audio: copy the foreground's audio (when it has any).
+        pipeline: the :class:`~core.pipeline.Pipeline` to use; default
+            :func:`video_pipeline` (``segmenter``, ``matter``, ``segmenter_mode``, ``trimap``).
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
-        preset, crf: libx264 speed preset and quality.
-        segmenter_mode: passed as ``mode=`` when the segmenter is built by name (MediaPipe:
-            ``"fast"``, the selfie model alone, or ``"accurate"``, pose + selfie per person;
-            backends without modes ignore it).
         on_frame: called as ``on_frame(index, output_frame)`` after each frame is
             processed (previews, progress in a UI); may raise to stop.
+        options: :class:`VideoOptions` fields (``output_type``, ``format``, ``fit``,
+            ``size``, ``max_frames``, ``audio``, ``smoothing``, ``preset``, ``crf``).
     Returns:
         :class:`ConvertResult`.
     Raises:
         KeyboardInterrupt: after closing the output cleanly (a playable partial file
             holding every frame processed so far) and logging where it is.
-        VideoError, ValueError: unreadable input, unknown options.
+        VideoError, ParameterError: unreadable input, bad options.
+        Any error of a stage (reading, a backend, writing), after the others stopped.
     """
-    from core.matters import create_matter
-    from core.segmenters import create_segmenter
-
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"output type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-    if fit not in FIT_MODES:
-        raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    opts = VideoOptions(**options)
     foreground_path = str(foreground_path)
-    info = probe(foreground_path)
-    if isinstance(size, str) or size is None:
-        size = parse_size(size, info.size) or info.size
-    size = (int(size[0]), int(size[1]))
-    if output_type != "png" and (size[0] % 2 or size[1] % 2):
-        even = (size[0] - size[0] % 2, size[1] - size[1] % 2)
-        log.info("size %dx%d rounded down to %dx%d for 4:2:0 video", size[1], size[0], even[1], even[0])
-        size = even
-    if min(size) < 2:
-        raise ValueError(f"size {size[1]}x{size[0]} is too small")
-    output = _resolve_output(output or _default_output_path(foreground_path, output_type, format),
-                             output_type, format)
-
-    fmt = video_format(output_type, output.suffix, preset, crf) if output_type != "png" else None
-    if isinstance(segmenter, str):
-        segmenter = create_segmenter(segmenter, mode=segmenter_mode)
-    if isinstance(matter, str):
-        matter = create_matter(matter)
-    processor = FrameProcessor(segmenter, matter, output_type, smoothing, trimap_params)
-    audio_source = foreground_path if (audio and info.audio is not None) else None
-
+    target = plan(foreground_path, output, opts)
+    if pipeline is None:
+        pipeline = video_pipeline(segmenter, matter, segmenter_mode, trimap)
+    state = pipeline.new_video(opts.smoothing)
+    reuse_freed_memory()
+    audio_source = foreground_path if (opts.audio and target.info.audio is not None) else None
+    info = target.info
     bg_source = reader = None
     try:
-        bg_source = BackgroundSource(background, size, fit) if output_type == "composite" else None
-        reader = VideoReader(foreground_path, size=size if size != info.size else None, fit=fit,
-                             max_frames=max_frames)
-        if fmt is None:
-            writer: FrameWriter = PngSequenceWriter(output, audio_source, info.time_base,
+        if opts.output_type == "composite":
+            bg_source = BackgroundSource(background, target.size, opts.fit)
+        reader = VideoReader(foreground_path, size=target.size if target.size != info.size else None,
+                             fit=opts.fit, max_frames=opts.max_frames)
+        if target.encoder is None:
+            writer: FrameWriter = PngSequenceWriter(target.output, audio_source, info.time_base,
                                                     info.fps, info.start_time)
         else:
-            writer = EncodedVideoWriter(output, fmt, size, info.fps, info.time_base,
-                                        audio_source, info.start_time)
+            writer = EncodedVideoWriter(target.output, target.encoder, target.size, info.fps,
+                                        info.time_base, audio_source, info.start_time)
     except BaseException:
         for opened in (reader, bg_source):
             if opened is not None:
                 opened.close()
         raise
     total = len(reader) or None
-    log.info("%s -> %s (%s, %dx%d, %s fps, %s frames%s); segmenter %s, matter %s, smoothing %s",
-             foreground_path, output, output_type, size[1], size[0], f"{float(info.fps):g}",
-             total or "?", f", background {bg_source.describe()}" if bg_source else "",
-             segmenter.describe(), matter.describe(), "on" if smoothing else "off")
-
-    # Three stages overlap: decode (+ background) | segment + matte + render | encode.
-    stop = threading.Event()
-    decoded: queue.Queue = queue.Queue(maxsize=queue_size)
-    rendered: queue.Queue = queue.Queue(maxsize=queue_size)
-    errors: list[BaseException] = []
-    end = object()
-
-    def put(q, item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def decode_stage():
-        try:
-            for frame in reader:
-                if stop.is_set():
-                    break
-                bg = None
-                if bg_source is not None and not bg_source.needs_image:
-                    bg = bg_source.frame_at(frame.time)
-                if not put(decoded, (frame, bg)):
-                    break
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            errors.append(exc)
-        finally:
-            put(decoded, end)  # until the main thread takes it or gives up
-
-    def encode_stage():
-        try:
-            while True:
-                item = rendered.get()
-                if item is end:
-                    break
-                out, pts = item
-                writer.write(out, pts)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-            stop.set()
-            while rendered.get() is not end:  # let the main thread finish its puts
-                pass
+    log.info("%s -> %s (%s, %dx%d, %s fps, %s frames%s); %s, smoothing %s", foreground_path,
+             target.output, opts.output_type, target.size[1], target.size[0],
+             f"{float(info.fps):g}", total or "?",
+             f", background {bg_source.describe()}" if bg_source else "", pipeline.describe(),
+             "on" if opts.smoothing else "off")
 
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="frame", desc=Path(foreground_path).name, dynamic_ncols=True,
-                   file=sys.stderr)
-    reader_thread = threading.Thread(target=decode_stage, name="video-decode", daemon=True)
-    writer_thread = threading.Thread(target=encode_stage, name="video-encode", daemon=True)
+        bar = tqdm(total=total, unit="frame", desc=Path(foreground_path).name,
+                   dynamic_ncols=True, file=sys.stderr)
+
+    def processed(item, output_frame) -> None:
+        if bar is not None:
+            bar.update(1)
+        if on_frame is not None:
+            on_frame(item[0].index, output_frame[0])
+
     started = time.perf_counter()
-    interrupted = False
-    reader_thread.start()
-    writer_thread.start()
     try:
-        while True:
-            item = decoded.get()
-            if item is end or errors:
-                break
-            frame, bg = item
-            if bg is None and bg_source is not None:
-                bg = bg_source.frame_at(frame.time, to_float(frame.image))
-            out = processor(frame.image, bg)
-            rendered.put((out, frame.pts))
-            if bar is not None:
-                bar.update(1)
-            if on_frame is not None:
-                on_frame(frame.index, out)
-    except KeyboardInterrupt:
-        interrupted = True
+        stages = run_stages(_read_with_background(reader, bg_source),
+                            frame_function(pipeline, state, opts.output_type, bg_source),
+                            lambda out: writer.write(*out), queue_size=queue_size,
+                            on_processed=processed)
+    except BaseException:
+        _close_quietly(writer, reader, bg_source, bar)  # the stage's error is the one to see
+        raise
+    try:
+        writer.close()
     finally:
-        stop.set()
-        rendered.put(end)
-        writer_thread.join()
-        reader_thread.join(timeout=5)
-        try:
-            writer.close()
-        finally:
-            reader.close()
-            if bg_source is not None:
-                bg_source.close()
-            if bar is not None:
-                bar.close()
+        _close_quietly(reader, bg_source, bar)
     seconds = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    result = ConvertResult(str(output), writer.frames_written, seconds, size, info.fps,
-                           getattr(writer.audio, "mode", None) if writer.audio else None,
-                           interrupted)
-    if interrupted:
+    result = ConvertResult(str(target.output), writer.frames_written, seconds, target.size,
+                           info.fps, getattr(writer.audio, "mode", None) if writer.audio else None,
+                           stages.interrupted)
+    if stages.interrupted:
         log.warning("interrupted: %s holds the first %d frames (%.1f s) and plays as is",
-                    output, result.frames, result.frames / float(info.fps))
+                    target.output, result.frames, result.frames / float(info.fps))
         raise KeyboardInterrupt
     if result.frames == 0:
         raise VideoError(f"{foreground_path}: no video frames could be decoded")
-    log.info("wrote %d frames to %s in %.1f s (%.1f frames/s)", result.frames, output, seconds,
-             result.frames_per_second)
+    log.info("wrote %d frames to %s in %.1f s (%.1f frames/s)", result.frames, target.output,
+             seconds, result.frames_per_second)
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.compositing import FIT_MODES, fit_image, make_background
+from core.compositing import FIT_MODES, fit_image, fitted_size, make_background
 from core.images import IMAGE_FORMATS, read_image_file, to_float
 from core.video.errors import VideoError
 
@@ -146,8 +146,7 @@ class VideoReader:
                  max_frames: int | None = None):
         import av
 
-        if fit not in FIT_MODES:
-            raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
+        fitted_size((1, 1), (1, 1), fit)  # validates ``fit`` before anything is opened
         self.info = probe(path)
         self.size, self.fit, self.max_frames = size, fit, max_frames
         self._container = av.open(str(path))
@@ -180,13 +179,8 @@ class VideoReader:
         :func:`core.compositing.fit_image` crops or pads to the exact size."""
         if self.size is None:
             return av_frame.to_ndarray(format="rgb24")
-        h, w = self.size
         ih, iw = av_frame.height, av_frame.width
-        if self.fit == "stretch":
-            nw, nh = w, h
-        else:
-            scale = max(h / ih, w / iw) if self.fit == "cover" else min(h / ih, w / iw)
-            nw, nh = max(int(round(iw * scale)), 1), max(int(round(ih * scale)), 1)  # noqa: RUF046 (int() for numpy scalars)
+        nh, nw = fitted_size((ih, iw), self.size, self.fit)
         if (nw, nh) != (iw, ih):
             av_frame = av_frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA")
         return np.ascontiguousarray(fit_image(av_frame.to_ndarray(format="rgb24"), self.size, self.fit))

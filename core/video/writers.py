@@ -316,7 +316,7 @@ class PngSequenceWriter(FrameWriter):
             bgr = image
         path = self.folder / f"frame_{self.frames_written:06d}.png"
         if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_PNG_COMPRESSION, self.compression]):
-            raise VideoError(f"could not write {path}")
+            raise OSError(f"could not write {path}")
         self.frames_written += 1
         if pts is not None:
             self._last_pts = pts
