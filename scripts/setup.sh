@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv with this machine's python3 and install the project's requirements.
+# Create .venv with this machine's python3 and install the project (editable) with the
+# extras a requirements file picks.
 # Usage: bash scripts/setup.sh [requirements-file]   (default: requirements.txt)
-# Re-running is cheap: it reinstalls only when the requirements files change.
+# Re-running is cheap: it reinstalls only when pyproject.toml or the requirements change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQS="${1:-requirements.txt}"
@@ -11,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.installed-$(basename "$REQS")"
-digest=$(cat requirements*.txt | sha256sum | cut -d' ' -f1)
+digest=$(cat pyproject.toml requirements*.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     echo "setup: installing $REQS (torch, mediapipe, ...; a few minutes the first time)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQS"
