@@ -51,8 +51,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        return error_response(exc.code or 500, exc.description or exc.name,
-                              exc.name.lower().replace(" ", "_"))
+        code = exc.name.lower().replace(" ", "_")
+        if exc.code == 413:  # Werkzeug's text says neither the limit nor how to raise it
+            limit = app.config.get("MAX_UPLOAD_MB")
+            return error_response(
+                413, f"request body larger than MAX_UPLOAD_MB={limit} MB; send a smaller file "
+                     f"or raise the service's limit (--max-upload-mb / MAX_UPLOAD_MB)",
+                code, limit_mb=limit)
+        return error_response(exc.code or 500, exc.description or exc.name, code)
 
     @app.errorhandler(MemoryError)
     def _memory(exc: MemoryError):
