@@ -137,3 +137,11 @@ def cmyk_print(grid: int = 9) -> bytes:
         (b"desc", _desc_tag("CMYK press with dot gain, test")),
         (b"cprt", _text_tag("No copyright, test profile")), (b"wtpt", _xyz_tag(D50)),
         (b"A2B0", body)])
+
+
+def grey_gamma(gamma: float = 1.8) -> bytes:
+    """A grey display profile with a plain gamma (old Mac scans used 1.8)."""
+    return _profile(b"mntr", b"GRAY", b"XYZ ", [
+        (b"desc", _desc_tag(f"Grey gamma {gamma}, test")),
+        (b"cprt", _text_tag("No copyright, test profile")), (b"wtpt", _xyz_tag(D50)),
+        (b"kTRC", _gamma_curve(gamma))])

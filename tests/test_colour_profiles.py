@@ -1,5 +1,5 @@
 """Colour profiles: photos and backgrounds with an embedded ICC profile (Adobe RGB, Display
-P3, CMYK press; JPEG, PNG, WebP, TIFF) are converted to sRGB on decoding, as a
+P3, CMYK press, grey; JPEG, PNG, WebP, TIFF) are converted to sRGB on decoding, as a
 colour-managed viewer shows them, and outputs say they are sRGB.
 
 The right value is LittleCMS's conversion (Pillow's ImageCms) of the file as Pillow reads
@@ -21,7 +21,7 @@ from PIL import Image, ImageCms
 
 from core.images import decode_image, encode_image, read_image_file, srgb_profile
 from tests.conftest import SAMPLES
-from tests.icc_profiles import adobe_rgb, cmyk_print, display_p3
+from tests.icc_profiles import adobe_rgb, cmyk_print, display_p3, grey_gamma
 
 REPO = Path(__file__).resolve().parents[1]
 CASE = Path(__file__).parent / "data" / "colour_profile_wide_gamut.jpg"
@@ -37,6 +37,8 @@ def managed(data: bytes) -> np.ndarray:
     """The right value: the file as Pillow reads it, converted to sRGB by LittleCMS."""
     with Image.open(io.BytesIO(data)) as img:
         out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        if img.mode == "LA":
+            img = img.convert("L")
         return np.asarray(ImageCms.profileToProfile(img, profile(img.info["icc_profile"]),
                                                     srgb_profile(), outputMode=out_mode))[..., :3]
 
@@ -92,6 +94,17 @@ def test_transparent_png_with_a_profile_keeps_its_alpha(small_photo):
     # decode_image shows transparent pixels over white, as before
     expected = right * alpha + 255 * (1 - alpha)
     assert np.abs(decode_image(data).astype(float) - expected).max() <= 1.5
+
+
+@pytest.mark.parametrize("mode", ["L", "LA"])
+def test_grey_images_with_a_grey_profile(mode):
+    grey = Image.linear_gradient("L").resize((64, 64))
+    img = grey if mode == "L" else Image.merge("LA", (grey, Image.new("L", grey.size, 255)))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", icc_profile=grey_gamma(1.8))
+    right = managed(buf.getvalue()).astype(int)  # gamma 1.8 -> sRGB: mid-greys darken
+    assert np.abs(right - np.asarray(grey)[..., None]).max() > 10
+    assert np.abs(decode_image(buf.getvalue()).astype(int) - right).max() <= 1
 
 
 def test_srgb_and_untagged_files_are_unchanged(astronaut):
