@@ -170,3 +170,15 @@ def test_wide_gamut_photo_and_background_keep_their_colours(tmp_path):
     assert np.abs(out[person] - right[person]).mean() < 1
     assert np.abs(out[person] - right[person]).max() <= 3
     assert np.abs(out[rest] - right_bg[rest]).max() <= 3
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "jpeg"])
+def test_video_background_image_with_a_profile(tmp_path, small_photo, fmt):
+    from core.video import BackgroundSource
+
+    path = tmp_path / f"background.{'tif' if fmt == 'tiff' else 'jpg'}"
+    path.write_bytes(tagged(small_photo, "adobe-rgb", fmt))
+    source = BackgroundSource(str(path), (128, 128), "cover")
+    assert source.kind == "image"
+    got = np.rint(source.frame_at(0.0) * 255).astype(int)
+    assert np.abs(got - managed(path.read_bytes())).max() <= 1

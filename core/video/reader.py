@@ -21,6 +21,8 @@ from core.video.errors import VideoError
 # One logger for the whole package, named as before the split (``core.video``).
 log = logging.getLogger("core.video")
 
+# Still images a background may be: decoded by core.images (ICC profiles, EXIF), not FFmpeg.
+IMAGE_SUFFIXES = {"." + f for f in IMAGE_FORMATS} | {".tif", ".tiff", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg",
                   ".ts", ".wmv", ".flv", ".ogv"}
 
@@ -330,7 +332,7 @@ class BackgroundSource:
             self.kind, self._still = "image", make_background(spec, np.zeros(size + (3,), np.float32), fit)
         elif isinstance(spec, (str, Path)) and os.path.isfile(str(spec)):
             path = str(spec)
-            if Path(path).suffix.lower().lstrip(".") in IMAGE_FORMATS:
+            if Path(path).suffix.lower() in IMAGE_SUFFIXES:
                 self.kind = "image"
                 self._still = to_float(fit_image(read_image_file(path), size, fit))
             else:
@@ -341,8 +343,7 @@ class BackgroundSource:
                 self._cache_bytes = 0
                 self._duration: float | None = None
                 self._restart()
-        elif isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES | {
-                "." + f for f in IMAGE_FORMATS}:
+        elif isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
             raise VideoError(f"background file not found: {spec}")
         else:
             text = "" if spec is None else str(spec)
