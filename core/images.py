@@ -90,6 +90,35 @@ _PROBE = np.stack(np.meshgrid(*[np.arange(0, 256, 51, dtype=np.uint8)] * 3, inde
                   axis=-1).reshape(1, -1, 3)
 
 
+@lru_cache(maxsize=16)
+def _transform_to_srgb(icc: bytes, mode: str):
+    """``(transform, None)`` from profile ``icc`` to sRGB for ``mode`` images, or
+    ``(None, why)``: ``why`` is ``None`` when the profile is sRGB already (it would move no
+    colour by more than 1 level), else a message. Cached: a batch of photos from one
+    camera carries one profile, and building a transform costs tens of milliseconds."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError) as exc:
+        return None, f"ignoring an unreadable ICC colour profile ({exc})"
+    space, out_mode = _CMS_MODES[mode]
+    profile_space = source.profile.xcolor_space.strip()
+    if profile_space != space:
+        return None, f"ignoring an ICC profile for {profile_space} pixels on a {mode} image"
+    try:
+        # NOCACHE: a cached transform is shared by the services' request threads.
+        transform = ImageCms.buildTransform(source, srgb_profile(), mode, out_mode,
+                                            ImageCms.Intent.PERCEPTUAL, ImageCms.Flags.NOCACHE)
+    except ImageCms.PyCMSError as exc:
+        return None, f"cannot use the image's ICC colour profile ({exc})"
+    if space == "RGB":
+        probe = Image.fromarray(_PROBE, "RGB").convert(mode)
+        moved = np.abs(np.asarray(transform.apply(probe), np.int16)[..., :3]
+                       - _PROBE.astype(np.int16)).max()
+        if moved <= 1:  # an sRGB profile (most phone photos): nothing to convert
+            return None, None
+    return transform, None
+
+
 def to_srgb(img: Image.Image) -> Image.Image:
     """Apply ``img``'s embedded ICC profile: its pixels converted to sRGB.
 
@@ -106,11 +135,6 @@ def to_srgb(img: Image.Image) -> Image.Image:
     icc = img.info.get("icc_profile")
     if not icc:
         return img
-    try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    except (OSError, ImageCms.PyCMSError) as exc:
-        log.warning("ignoring an unreadable ICC colour profile (%s); reading the image as sRGB", exc)
-        return img
     if img.mode in ("P", "PA"):  # palette colours are in the profile's space too
         img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
     alpha = None
@@ -120,24 +144,11 @@ def to_srgb(img: Image.Image) -> Image.Image:
     if img.mode not in _CMS_MODES:
         log.debug("ICC profile not applied to a %s image", img.mode)
         return img
-    space, out_mode = _CMS_MODES[img.mode]
-    profile_space = source.profile.xcolor_space.strip()
-    if profile_space != space:
-        log.warning("ignoring an ICC profile for %s pixels on a %s image; reading it as sRGB",
-                    profile_space, img.mode)
+    transform, problem = _transform_to_srgb(bytes(icc), img.mode)
+    if transform is None:
+        if problem:
+            log.warning("%s; reading the image as sRGB", problem)
         return img if alpha is None else Image.merge("LA", (img, alpha))
-    try:
-        transform = ImageCms.buildTransform(source, srgb_profile(), img.mode, out_mode,
-                                            ImageCms.Intent.PERCEPTUAL)
-    except ImageCms.PyCMSError as exc:
-        log.warning("cannot use the image's ICC profile (%s); reading it as sRGB", exc)
-        return img
-    if space == "RGB":
-        probe = Image.fromarray(_PROBE, "RGB").convert(img.mode)
-        moved = np.abs(np.asarray(transform.apply(probe), np.int16)[..., :3]
-                       - _PROBE.astype(np.int16)).max()
-        if moved <= 1:  # an sRGB profile (most phone photos): nothing to convert
-            return img
     converted = transform.apply(img)
     if alpha is not None:
         converted.putalpha(alpha)
