@@ -3,16 +3,29 @@
 Everything that enters the pipeline passes through :func:`decode_image` (bytes) or
 :func:`image_from_array` (nested lists / arrays from the JSON API) and leaves as
 ``uint8`` RGB ``H x W x 3``. Both services, the CLI and the video code use these.
+
+Colour: the pipeline works in sRGB. A file with an embedded ICC profile (Adobe RGB,
+Display P3, a CMYK press profile...) is converted to sRGB on decoding with Pillow's
+ImageCms (LittleCMS, perceptual intent), as a colour-managed viewer shows it; files
+without one are taken as sRGB. Outputs are sRGB: colour PNG, JPEG and WebP files say so
+(an ``sRGB`` chunk in PNG, LittleCMS's sRGB ICC profile in JPEG and WebP); the source's
+profile is not carried over. Grey outputs (alpha, trimap, mask) and ``.npy`` are untagged.
 """
 from __future__ import annotations
 
 import io
+import logging
+import struct
+import zlib
+from functools import lru_cache
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from core.errors import ImageError, ParameterError
+
+log = logging.getLogger(__name__)
 
 # 50 megapixels: larger than any phone photo, small enough that a request cannot make
 # the service allocate gigabytes. Services pass their own configured limit.
@@ -33,10 +46,11 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file (any format Pillow reads) or ``.npy`` bytes.
 
-    EXIF orientation is applied; grey, palette, RGBA, CMYK and 16-bit images become RGB.
+    EXIF orientation is applied; grey, palette, RGBA, CMYK and 16-bit images become RGB;
+    an embedded ICC profile is applied (pixels converted to sRGB, see :func:`to_srgb`).
 
     Returns:
-        ``uint8`` array ``H x W x 3``.
+        ``uint8`` sRGB array ``H x W x 3``.
     Raises:
         ImageError: empty, corrupt, unsupported or too large input.
     """
@@ -48,7 +62,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         with Image.open(io.BytesIO(data)) as img:
             _check_size(img.width, img.height, max_pixels)
             img.load()
-            img = ImageOps.exif_transpose(img)
+            img = ImageOps.exif_transpose(img)  # keeps info["icc_profile"] for pil_to_rgb
             return pil_to_rgb(img)
     except UnidentifiedImageError:
         raise ImageError("data is not an image in a format we can read") from None
@@ -68,8 +82,90 @@ def load_npy(data: bytes, what: str = "image") -> np.ndarray:
         raise ImageError(f"corrupt .npy {what}: {exc}") from None
 
 
+@lru_cache(maxsize=1)
+def srgb_profile() -> ImageCms.ImageCmsProfile:
+    """LittleCMS's built-in sRGB profile (the pipeline's colour space)."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+# Modes ImageCms converts, with the profile colour space each needs and the mode out.
+_CMS_MODES = {"RGB": ("RGB", "RGB"), "RGBA": ("RGB", "RGBA"), "RGBX": ("RGB", "RGB"),
+              "CMYK": ("CMYK", "RGB"), "L": ("GRAY", "RGB")}
+# Every 51st level of each channel: 216 colours to tell an sRGB-like profile from others.
+_PROBE = np.stack(np.meshgrid(*[np.arange(0, 256, 51, dtype=np.uint8)] * 3, indexing="ij"),
+                  axis=-1).reshape(1, -1, 3)
+
+
+@lru_cache(maxsize=16)
+def _transform_to_srgb(icc: bytes, mode: str):
+    """``(transform, None)`` from profile ``icc`` to sRGB for ``mode`` images, or
+    ``(None, why)``: ``why`` is ``None`` when the profile is sRGB already (it would move no
+    colour by more than 1 level), else a message. Cached: a batch of photos from one
+    camera carries one profile, and building a transform costs tens of milliseconds."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError) as exc:
+        return None, f"ignoring an unreadable ICC colour profile ({exc})"
+    space, out_mode = _CMS_MODES[mode]
+    profile_space = source.profile.xcolor_space.strip()
+    if profile_space != space:
+        return None, f"ignoring an ICC profile for {profile_space} pixels on a {mode} image"
+    try:
+        # NOCACHE: a cached transform is shared by the services' request threads.
+        transform = ImageCms.buildTransform(source, srgb_profile(), mode, out_mode,
+                                            ImageCms.Intent.PERCEPTUAL, ImageCms.Flags.NOCACHE)
+    except ImageCms.PyCMSError as exc:
+        return None, f"cannot use the image's ICC colour profile ({exc})"
+    if space == "RGB":
+        probe = Image.fromarray(_PROBE, "RGB").convert(mode)
+        moved = np.abs(np.asarray(transform.apply(probe), np.int16)[..., :3]
+                       - _PROBE.astype(np.int16)).max()
+        if moved <= 1:  # an sRGB profile (most phone photos): nothing to convert
+            return None, None
+    return transform, None
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """Apply ``img``'s embedded ICC profile: its pixels converted to sRGB.
+
+    Args:
+        img: a loaded Pillow image in any mode; ``img.info["icc_profile"]`` is the profile.
+    Returns:
+        The image converted (``RGB``, or ``RGBA`` keeping alpha) with the profile removed
+        from ``info``; ``img`` itself when it has no profile, when the profile is sRGB
+        already (converting would move nothing by more than 1 level), or when the profile
+        cannot be used (unreadable, or for another colour space than the pixels'; logged
+        as a warning, and the pixels are then read as sRGB as viewers do). 16-bit and
+        float grey images keep their values (ImageCms converts 8-bit modes only).
+    """
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return img
+    if img.mode in ("P", "PA"):  # palette colours are in the profile's space too
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    alpha = None
+    if img.mode == "LA":
+        alpha = img.getchannel("A")
+        img = img.convert("L")
+    if img.mode not in _CMS_MODES:
+        log.debug("ICC profile not applied to a %s image", img.mode)
+        return img
+    transform, problem = _transform_to_srgb(bytes(icc), img.mode)
+    if transform is None:
+        if problem:
+            log.warning("%s; reading the image as sRGB", problem)
+        return img if alpha is None else Image.merge("LA", (img, alpha))
+    converted = transform.apply(img)
+    if alpha is not None:
+        converted.putalpha(alpha)
+    converted.info = {k: v for k, v in img.info.items() if k != "icc_profile"}
+    return converted
+
+
 def pil_to_rgb(img: Image.Image) -> np.ndarray:
-    """Convert any Pillow image mode to ``uint8`` RGB ``H x W x 3``."""
+    """Convert any Pillow image mode to ``uint8`` RGB ``H x W x 3``, applying an embedded
+    ICC profile first (:func:`to_srgb`)."""
+    img = to_srgb(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # 16-bit / 32-bit grey: scale the used range to 8 bits instead of clipping.
         grey = np.asarray(img, dtype=np.float64)
@@ -186,7 +282,51 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 92,
     ok, encoded = cv2.imencode("." + ("jpg" if fmt == "jpeg" else fmt), bgr, params)
     if not ok:
         raise ValueError(f"could not encode a {array.shape} {array.dtype} array as {fmt}")
+    if array.ndim == 3 and array.dtype == np.uint8:  # colour pictures; grey ones are data
+        return tag_srgb(encoded.tobytes(), fmt, array.shape[1], array.shape[0], array.shape[2] == 4)
     return encoded.tobytes()
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _riff_chunk(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("<I", len(body)) + body + b"\0" * (len(body) % 2)
+
+
+def tag_srgb(data: bytes, fmt: str, width: int, height: int, has_alpha: bool = False) -> bytes:
+    """Mark an encoded colour image as sRGB (OpenCV writes no colour information).
+
+    PNG gets an ``sRGB`` chunk (perceptual) after ``IHDR``; JPEG an ``APP2 ICC_PROFILE``
+    segment after ``SOI``; WebP an ``ICCP`` chunk (a simple-format file becomes the
+    extended format, whose ``VP8X`` header needs ``width``, ``height`` and ``has_alpha``).
+    Other formats, and input that does not look like the format, come back unchanged.
+    """
+    fmt = "jpeg" if fmt == "jpg" else fmt
+    if fmt == "png" and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        end = 8 + 12 + struct.unpack(">I", data[8:12])[0]
+        return data[:end] + _png_chunk(b"sRGB", b"\0") + data[end:]
+    icc = srgb_profile().tobytes()
+    if fmt == "jpeg" and data[:2] == b"\xff\xd8" and len(icc) < 65000:
+        body = b"ICC_PROFILE\0\x01\x01" + icc
+        return data[:2] + b"\xff\xe2" + struct.pack(">H", len(body) + 2) + body + data[2:]
+    if fmt == "webp" and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        first = data[12:16]
+        if first == b"VP8X":
+            flags = data[20] | 0x20
+            vp8x = data[12:20] + bytes([flags]) + data[21:30]
+            rest = data[30:]
+        elif first in (b"VP8 ", b"VP8L"):
+            flags = 0x20 | (0x10 if has_alpha else 0)
+            vp8x = _riff_chunk(b"VP8X", bytes([flags, 0, 0, 0])
+                               + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little"))
+            rest = data[12:]
+        else:
+            return data
+        chunks = vp8x + _riff_chunk(b"ICCP", icc) + rest
+        return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WEBP" + chunks
+    return data
 
 
 def read_image_file(path) -> np.ndarray:
@@ -200,4 +340,9 @@ def format_for_path(path) -> str:
     suffix = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else ""
     if suffix not in IMAGE_FORMATS:
         raise ParameterError(f"cannot tell the image format of {path!r}; use .png, .jpg, .webp or .npy")
+
+
+        # str(): a Path's repr would show users "PosixPath('...')"
+        raise ParameterError(f"cannot tell the image format of '{path}' from its extension; "
+                         "use .png, .jpg, .webp or .npy")
     return "jpeg" if suffix == "jpg" else suffix

@@ -57,12 +57,6 @@ def error_response(status: int, message: str, code: str, **extra):
     return response
 
 
-def _too_large_message() -> str:
-    from flask import current_app
-
-    limit = current_app.config.get("MAX_UPLOAD_MB")
-    return (f"the request is larger than the limit of {limit} MB; send a smaller file, or "
-            f"raise the limit with --max-upload-mb / MAX_UPLOAD_MB")
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -94,7 +88,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):
-        return error_response(413, _too_large_message(), "request_too_large")
+        # Werkzeug's own text says neither the limit nor how to raise it.
+        limit = app.config.get("MAX_UPLOAD_MB")
+        return error_response(413, f"request body larger than MAX_UPLOAD_MB={limit} MB; send a "
+                              "smaller file or raise the service's limit (--max-upload-mb / "
+                              "MAX_UPLOAD_MB)", "request_too_large", limit_mb=limit)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

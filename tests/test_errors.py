@@ -104,7 +104,9 @@ def test_too_large_upload_names_the_limit_and_the_setting(photo_png):
     client = segmentation_client(DiscSegmenter(), MAX_UPLOAD_MB=1)
     r = client.post("/trimap", data=b"x" * (2 * 1024 * 1024))
     assert r.status_code == 413
-    assert "1 MB" in r.get_json()["error"] and "MAX_UPLOAD_MB" in r.get_json()["error"]
+    body = r.get_json()
+    assert "MAX_UPLOAD_MB=1 MB" in body["error"] and "--max-upload-mb" in body["error"]
+    assert body["limit_mb"] == 1
 
 
 def test_a_bug_in_the_matting_backend_is_a_500(photo_png):

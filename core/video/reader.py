@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from core.compositing import FIT_MODES, fit_image, fitted_size, make_background
@@ -20,6 +21,8 @@ from core.video.errors import VideoError
 # One logger for the whole package, named as before the split (``core.video``).
 log = logging.getLogger("core.video")
 
+# Still images a background may be: decoded by core.images (ICC profiles, EXIF), not FFmpeg.
+IMAGE_SUFFIXES = {"." + f for f in IMAGE_FORMATS} | {".tif", ".tiff", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg",
                   ".ts", ".wmv", ".flv", ".ogv"}
 
@@ -52,6 +55,9 @@ class VideoInfo:
     codec: str
     audio: AudioInfo | None = None
     start_pts: int = 0   # the video stream's start time, in time_base units
+    # How stored frames are turned upright (the display matrix, see :func:`orientation`):
+    # ``None`` or an :func:`orient` operation. ``width`` and ``height`` are the upright size.
+    orientation: str | None = None
 
     @property
     def start_time(self) -> float:
@@ -79,8 +85,99 @@ class Frame:
         return float(self.pts * self.time_base)
 
 
+# Turning stored frames upright: FFmpeg's own choice of filter for each display matrix
+# (fftools/ffmpeg_filter.c, ``autorotate``), done here with OpenCV on the RGB array.
+_ORIENT = {
+    "clock": lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    "cclock": lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+    "transpose": cv2.transpose,                                  # FFmpeg's cclock_flip
+    "antitranspose": lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),  # clock_flip
+    "rotate180": lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    "hflip": lambda a: cv2.flip(a, 1),
+    "vflip": lambda a: cv2.flip(a, 0),
+}
+SWAPS_SIDES = {"clock", "cclock", "transpose", "antitranspose"}
+
+
+def orient(image: np.ndarray, orientation: str | None) -> np.ndarray:
+    """A stored frame (``H x W`` or ``H x W x C``) turned upright by ``orientation``
+    (a key of ``_ORIENT``, from :func:`orientation`); ``None`` returns ``image``."""
+    if orientation is None:
+        return image
+    return np.ascontiguousarray(_ORIENT[orientation](image))
+
+
+def orientation(matrix=None, rotate_tag: str | None = None) -> str | None:
+    """What turns a stored frame upright, as FFmpeg's ``autorotate`` decides it.
+
+    Args:
+        matrix: the display matrix (9 ``int32``, FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``:
+            16.16 fixed point, row-major), or ``None``.
+        rotate_tag: the older ``rotate`` stream tag (clockwise degrees, e.g. ``"90"``),
+            used when there is no matrix (FFmpeg before 6 exported it instead).
+    Returns:
+        ``None`` (upright as stored) or one of ``clock``, ``cclock``, ``rotate180``,
+        ``transpose``, ``antitranspose``, ``hflip``, ``vflip`` (rotations by 90, 180 and
+        270 degrees, either sign, and their mirror images). Other angles are logged and
+        rounded to the nearest quarter turn.
+    """
+    if matrix is None:
+        if not rotate_tag:
+            return None
+        try:
+            theta = float(rotate_tag)
+        except ValueError:
+            log.warning("ignoring a video rotation tag %r", rotate_tag)
+            return None
+        m = None
+    else:
+        m = [int(v) for v in matrix]
+        scale0, scale1 = np.hypot(m[0], m[3]), np.hypot(m[1], m[4])
+        if scale0 == 0 or scale1 == 0:
+            return None
+        # av_display_rotation_get() is counter-clockwise; FFmpeg negates it (clockwise).
+        theta = -round(float(-np.degrees(np.arctan2(m[1] / scale1, m[0] / scale0))))
+    theta -= 360 * np.floor(theta / 360 + 0.9 / 360)  # into [0, 360)
+    quarter = int(round(theta / 90)) % 4  # noqa: RUF046 (int() for numpy scalars)
+    if abs(theta - 90 * round(theta / 90)) > 2:
+        log.warning("video rotation of %.0f degrees rounded to %d", theta, quarter * 90)
+    if quarter == 1:
+        return "transpose" if m is not None and m[3] > 0 else "clock"
+    if quarter == 2:
+        if m is None:
+            return "rotate180"
+        flips = (m[0] < 0, m[4] < 0)
+        return {(True, True): "rotate180", (True, False): "hflip", (False, True): "vflip"}.get(flips)
+    if quarter == 3:
+        return "antitranspose" if m is not None and m[3] < 0 else "cclock"
+    return "vflip" if m is not None and m[4] < 0 else None
+
+
+def _frame_orientation(av_frame, stream) -> str | None:
+    """The orientation a decoded frame's display matrix (or the stream's tag) asks for."""
+    for side in getattr(av_frame, "side_data", ()):
+        kind = getattr(side, "type", None)
+        if str(getattr(kind, "name", kind)).upper().endswith("DISPLAYMATRIX"):
+            return orientation(np.frombuffer(bytes(side), dtype=np.int32, count=9))
+    return orientation(None, stream.metadata.get("rotate"))
+
+
+def _first_frame_orientation(container, stream) -> str | None:
+    """Decode the first frame for its display matrix: FFmpeg 6+ puts the container's
+    rotation there (PyAV exposes no stream-level side data to read)."""
+    import av
+
+    try:
+        for av_frame in container.decode(stream):
+            return _frame_orientation(av_frame, stream)
+    except av.error.FFmpegError:
+        pass  # the reader reports undecodable video
+    return orientation(None, stream.metadata.get("rotate"))
+
+
 def probe(path) -> VideoInfo:
-    """Read a video's size, frame rate, length and audio facts without decoding it.
+    """Read a video's size (upright, after its display rotation), frame rate, length and
+    audio facts, decoding at most its first frame (for the rotation).
 
     Raises:
         VideoError: missing file, not a video, or no video stream.
@@ -123,14 +220,21 @@ def _info(container, path: str) -> VideoInfo:
                           channels=int(actx.channels or 0),
                           layout=getattr(actx.layout, "name", "") or "",
                           time_base=Fraction(a.time_base) if a.time_base else Fraction(1, 1))
-    return VideoInfo(path=path, width=int(ctx.width), height=int(ctx.height), fps=fps,
+    orient_as = _first_frame_orientation(container, stream)
+    width, height = int(ctx.width), int(ctx.height)
+    if orient_as in SWAPS_SIDES:
+        width, height = height, width
+    return VideoInfo(path=path, width=width, height=height, fps=fps,
                      frame_count=frames, duration=duration,
                      time_base=Fraction(stream.time_base or Fraction(1, 1000)),
-                     codec=ctx.name, audio=audio, start_pts=int(stream.start_time or 0))
+                     codec=ctx.name, audio=audio, start_pts=int(stream.start_time or 0),
+                     orientation=orient_as)
 
 
 class VideoReader:
-    """Decode a video file frame by frame (PyAV, with FFmpeg's decoding threads).
+    """Decode a video file frame by frame (PyAV, with FFmpeg's decoding threads), upright:
+    a display rotation (phone clips: 90, 180 or 270 degrees, either sign, or mirrored) is
+    applied to every frame, so frames have the size :func:`probe` reports.
 
     Args:
         path: any file FFmpeg reads.
@@ -174,16 +278,22 @@ class VideoReader:
             yield Frame(self._rgb(av_frame), index, int(pts), tb)
 
     def _rgb(self, av_frame) -> np.ndarray:
-        """The frame as ``uint8`` RGB at ``self.size``: FFmpeg's swscale converts and scales
-        in one pass (area averaging, ~2x faster than converting then ``cv2.resize``), then
+        """The frame upright, as ``uint8`` RGB at ``self.size``: FFmpeg's swscale converts
+        and scales in one pass (area averaging, ~2x faster than converting then
+        ``cv2.resize``), OpenCV turns it upright, then
         :func:`core.compositing.fit_image` crops or pads to the exact size."""
+        turn = self.info.orientation
         if self.size is None:
-            return av_frame.to_ndarray(format="rgb24")
+            return orient(av_frame.to_ndarray(format="rgb24"), turn)
+        h, w = self.size
         ih, iw = av_frame.height, av_frame.width
-        nh, nw = fitted_size((ih, iw), self.size, self.fit)
+        if turn in SWAPS_SIDES:  # scale in stored orientation, to the upright target
+            h, w = w, h
+        nh, nw = fitted_size((ih, iw), (h, w), self.fit)
         if (nw, nh) != (iw, ih):
             av_frame = av_frame.reformat(width=nw, height=nh, format="rgb24", interpolation="AREA")
-        return np.ascontiguousarray(fit_image(av_frame.to_ndarray(format="rgb24"), self.size, self.fit))
+        upright = orient(av_frame.to_ndarray(format="rgb24"), turn)
+        return np.ascontiguousarray(fit_image(upright, self.size, self.fit))
 
     def close(self) -> None:
         self._container.close()
@@ -217,7 +327,7 @@ class BackgroundSource:
             self.kind, self._still = "image", make_background(spec, np.zeros(size + (3,), np.float32), fit)
         elif isinstance(spec, (str, Path)) and os.path.isfile(str(spec)):
             path = str(spec)
-            if Path(path).suffix.lower().lstrip(".") in IMAGE_FORMATS:
+            if Path(path).suffix.lower() in IMAGE_SUFFIXES:
                 self.kind = "image"
                 self._still = to_float(fit_image(read_image_file(path), size, fit))
             else:
@@ -228,8 +338,7 @@ class BackgroundSource:
                 self._cache_bytes = 0
                 self._duration: float | None = None
                 self._restart()
-        elif isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES | {
-                "." + f for f in IMAGE_FORMATS}:
+        elif isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
             raise VideoError(f"background file not found: {spec}")
         else:
             text = "" if spec is None else str(spec)

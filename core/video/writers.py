@@ -32,34 +32,49 @@ TRANSCODE_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "libopus", "webm": "l
 
 
 class AudioCopier:
-    """Copy the first audio stream of ``source`` into an output container.
+    """Copy the first audio stream of ``source`` into an output container, in sync.
 
     Packets are remuxed unchanged when the container takes the codec
     (:data:`REMUX_AUDIO`), else decoded and re-encoded (AAC for MP4/MOV, Opus for
     WebM/Matroska). :meth:`write_until` interleaves audio with the video as it is
     written; :meth:`finish` writes the rest, trimmed to the video's end.
 
+    Timing: the output timeline starts at the video's first frame (``start`` seconds on
+    the source's clock). Audio keeps its offset from the video on both paths: sound that
+    starts later than the picture starts as late in the output (the container's
+    timestamps / edit list say so); sound that starts earlier is cut at the first frame
+    (sample-exact when transcoding or remuxing PCM; other remuxed codecs keep the one
+    packet that straddles it, at its negative time, where the container has a video
+    stream to anchor the timeline, and drop it in an audio-only file such as
+    ``audio.mka``, whose timeline would otherwise move). Sync holds to the sample on the
+    transcode path and to the packet's timestamp when remuxing.
+
     Args:
         source: the foreground video path.
         container: an open PyAV output container (before any packet is muxed).
         format_name: ``"mp4"``, ``"mov"``, ``"webm"`` or ``"matroska"``.
-        start: seconds to subtract from the audio timestamps (the video's first frame time).
+        start: seconds on the source's clock where the output timeline starts (the
+            video's first frame).
+        audio_only: the container holds no video stream (the PNG sequence's
+            ``audio.mka``): nothing may be written before time 0.
     """
 
-    def __init__(self, source: str, container, format_name: str, start: float = 0.0):
+    def __init__(self, source: str, container, format_name: str, start: float = 0.0,
+                 audio_only: bool = False):
         import av
 
         self._input = av.open(source)
         self._in_stream = self._input.streams.audio[0]
-        self._container, self._start = container, start
-        codec = self._in_stream.codec_context.name
+        self._container, self._start, self._audio_only = container, start, audio_only
+        in_ctx = self._in_stream.codec_context
+        codec = in_ctx.name
         self.remux = codec in REMUX_AUDIO.get(format_name, set())
+        self._pcm = codec.startswith("pcm_")
         if self.remux:
             self.stream = container.add_stream_from_template(self._in_stream)
             self.mode = f"remux {codec}"
         else:
             encoder = TRANSCODE_AUDIO.get(format_name, "aac")
-            in_ctx = self._in_stream.codec_context
             rate = 48000 if encoder == "libopus" else (in_ctx.sample_rate or 44100)
             layout = "stereo" if (in_ctx.channels or 2) > 1 else "mono"
             self.stream = container.add_stream(encoder, rate=rate)
@@ -70,6 +85,7 @@ class AudioCopier:
         self._packets = self._input.demux(self._in_stream)
         self._pending = None  # the next packet, read but not yet written (past the limit)
         self._done = False
+        self._next_sample: int | None = None  # transcode: where a frame without pts goes
 
     def _packet_time(self, packet) -> float:
         pts = packet.pts if packet.pts is not None else packet.dts
@@ -92,19 +108,70 @@ class AudioCopier:
 
     def _write(self, packet) -> None:
         if self.remux:
-            shift = int(round(self._start / packet.time_base))  # noqa: RUF046 (int() for numpy scalars)
-            if shift:
-                if packet.pts is not None:
-                    packet.pts -= shift
-                if packet.dts is not None:
-                    packet.dts -= shift
-            packet.stream = self.stream
-            self._container.mux(packet)
+            self._remux(packet)
             return
         for frame in packet.decode():
-            frame.pts = None  # let the encoder count samples from 0
-            for resampled in self._resampler.resample(frame):
-                self._container.mux(self.stream.encode(resampled))
+            frame = self._place(frame)
+            if frame is not None:
+                for resampled in self._resampler.resample(frame):
+                    self._container.mux(self.stream.encode(resampled))
+
+    def _remux(self, packet) -> None:
+        begin = self._packet_time(packet)
+        if begin < 0:
+            length = float(packet.duration * packet.time_base) if packet.duration else 0.0
+            if begin + length <= 0:
+                return  # wholly before the first frame
+            if self._pcm:
+                packet = self._cut_pcm(packet, -begin)
+            elif self._audio_only:
+                return  # would shift the whole file's timeline: lose < 1 packet instead
+        shift = int(round(self._start / packet.time_base))  # noqa: RUF046 (int() for numpy scalars)
+        if shift:
+            if packet.pts is not None:
+                packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+        packet.stream = self.stream
+        self._container.mux(packet)
+
+    def _cut_pcm(self, packet, seconds: float):
+        """A PCM packet without its first ``seconds`` (whole samples, all channels)."""
+        import av
+
+        ctx = self._in_stream.codec_context
+        rate = ctx.sample_rate or 1
+        frame_bytes = max(packet.size // max(int(packet.duration * packet.time_base * rate), 1), 1)
+        skip = int(round(seconds * rate))  # noqa: RUF046 (int() for numpy scalars)
+        cut = av.Packet(bytes(packet)[skip * frame_bytes:])
+        cut.time_base = packet.time_base
+        cut.pts = cut.dts = packet.pts + int(round(Fraction(skip, rate) / packet.time_base))  # noqa: RUF046
+        cut.duration = max(packet.duration - (cut.pts - packet.pts), 0)
+        return cut
+
+    def _place(self, frame):
+        """``frame`` timed on the output timeline (``pts`` in samples, time base
+        1 / its rate), its samples before time 0 cut off; ``None`` when nothing is left."""
+        import av
+
+        rate = frame.sample_rate
+        if frame.pts is not None and frame.time_base:
+            first = int(round((float(frame.pts * frame.time_base) - self._start) * rate))  # noqa: RUF046
+        else:  # no timestamp: straight after the previous frame
+            first = self._next_sample if self._next_sample is not None else 0
+        self._next_sample = first + frame.samples
+        if first + frame.samples <= 0:
+            return None
+        if first < 0:
+            data = frame.to_ndarray()
+            channels = len(frame.layout.channels)
+            skip = -first if frame.format.is_planar else -first * channels
+            trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, skip:]),
+                                                 format=frame.format.name, layout=frame.layout.name)
+            trimmed.sample_rate = rate
+            frame, first = trimmed, 0
+        frame.pts, frame.time_base = first, Fraction(1, rate)
+        return frame
 
     def finish(self, end: float) -> None:
         """Write the remaining audio up to ``end`` seconds, flush the encoder, close the input."""
@@ -304,7 +371,8 @@ class PngSequenceWriter(FrameWriter):
             import av
 
             self._audio_container = av.open(str(self.folder / "audio.mka"), "w", format="matroska")
-            self.audio = AudioCopier(audio_source, self._audio_container, "matroska", audio_start)
+            self.audio = AudioCopier(audio_source, self._audio_container, "matroska", audio_start,
+                                     audio_only=True)
             log.info("audio: %s into %s", self.audio.mode, self.folder / "audio.mka")
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
