@@ -339,10 +339,7 @@ def format_for_path(path) -> str:
     """Output format from a file name's extension (``.png`` -> ``png``...)."""
     suffix = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else ""
     if suffix not in IMAGE_FORMATS:
-        raise ParameterError(f"cannot tell the image format of {path!r}; use .png, .jpg, .webp or .npy")
-
-
         # str(): a Path's repr would show users "PosixPath('...')"
         raise ParameterError(f"cannot tell the image format of '{path}' from its extension; "
-                         "use .png, .jpg, .webp or .npy")
+                             "use .png, .jpg, .webp or .npy")
     return "jpeg" if suffix == "jpg" else suffix

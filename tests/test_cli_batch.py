@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from core.images import read_image_file
-from service_common.processes import REPO_ROOT
+from evaluation.services import REPO_ROOT
 from tests.conftest import SAMPLES
 
 SAME_STEM = Path(__file__).parent / "data" / "batch same stem"
