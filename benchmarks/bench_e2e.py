@@ -1,6 +1,6 @@
 """Quick end-to-end latency of one photo size through both real services.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_e2e.py [--image PHOTO] [--size 1280x720] [--reps 5]
+    .venv/bin/python benchmarks/bench_e2e.py [--image PHOTO] [--size 1280x720] [--reps 5]
 
 Starts the services (embedded backends) on free loopback ports, sends the photo (fitted,
 cover, to --size, as JPEG) to ``POST /matte`` once to warm up and then --reps times, and

@@ -5,7 +5,9 @@ Prints, for each matting backend asked for:
 - frames per second of the whole :func:`core.video.convert_video` run (decode, segment,
   matte, composite over a background video, encode H.264), at 360x240 (the original
   notebook's size) and at the source size; models are loaded before the clock starts;
-- flicker (:func:`core.video.flicker`): mean absolute change of alpha between consecutive
+- where the time goes per frame: the pipeline's own stage timings (segmentation, trimap,
+  matting) and the rest of the loop (decode, background, render, encode);
+- flicker (:func:`evaluation.metrics.flicker`): mean absolute change of alpha between consecutive
   frames (x 1000) where the input barely changed (grey level change <= 2 after a 5x5
   blur), over the whole frame and over the person's edge (pixels where the unsmoothed
   alpha is strictly between 0.02 and 0.98 in either frame), with temporal smoothing on and
@@ -14,7 +16,7 @@ Prints, for each matting backend asked for:
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/bench_video.py [--data ../shared/data/video]
+    .venv/bin/python benchmarks/bench_video.py [--data ../shared/data/video]
         [--matters guided-filter closed-form] [--closed-form-frames 20] [--max-frames 300]
 """
 from __future__ import annotations
@@ -33,25 +35,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.images import to_float
+from core.errors import BackendUnavailable
 from core.matters import create_matter
-from core.registry import BackendUnavailable
+from core.pipeline import Pipeline
 from core.segmenters import create_segmenter
-from core.trimap import mask_to_trimap
-from core.video import (
-    VIDEO_TRIMAP,
-    BackgroundSource,
-    EncodedVideoWriter,
-    FrameProcessor,
-    TemporalSmoother,
-    VideoReader,
-    composite_uint8,
-    convert_video,
-    flicker,
-    probe,
-    reuse_freed_memory,
-    video_format,
-)
+from core.video import VideoReader, convert_video, probe, video_pipeline
+from evaluation.metrics import flicker
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
 STILL, MOVING = 2.0, 12.0
@@ -63,74 +52,41 @@ def clips(data: Path) -> list[Path]:
     return found + ([room] if room.exists() else [])
 
 
-def speed(paths, background, size, segmenter, matter, max_frames, workdir) -> tuple[int, float]:
+def speed(paths, background, size, pipeline: Pipeline, max_frames, workdir,
+          timings: dict | None = None) -> tuple[int, float]:
+    """Frames and seconds of :func:`convert_video` over ``paths``; with ``timings``, the
+    pipeline's per-stage milliseconds are summed into it (``frames`` counts them)."""
     frames, seconds = 0, 0.0
-    for i, path in enumerate(paths):
-        out = Path(workdir) / f"speed_{i}.mp4"
-        with contextlib.redirect_stdout(io.StringIO()):  # pymatting prints solver warnings
-            result = convert_video(path, background=background, output=out, segmenter=segmenter,
-                                   matter=matter, size=size, max_frames=max_frames,
-                                   progress=False)
-        frames += result.frames
-        seconds += result.seconds
-        out.unlink()
+    run = pipeline.run
+    if timings is not None:
+        def timed_run(*args, **kwargs):
+            result = run(*args, **kwargs)
+            for stage, ms in result.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + ms
+            return result
+        pipeline.run = timed_run
+    try:
+        for i, path in enumerate(paths):
+            out = Path(workdir) / f"speed_{i}.mp4"
+            with contextlib.redirect_stdout(io.StringIO()):  # pymatting prints solver warnings
+                result = convert_video(path, background=background, output=out,
+                                       pipeline=pipeline, size=size, max_frames=max_frames,
+                                       progress=False)
+            frames += result.frames
+            seconds += result.seconds
+            out.unlink()
+    finally:
+        pipeline.run = run
     return frames, seconds
 
 
-def stages(path, background, size, segmenter, matter, max_frames, workdir) -> dict:
-    """Milliseconds per frame of each stage, run one after another in one thread."""
-    reuse_freed_memory()
-    times = dict.fromkeys(("decode", "background", "segment", "smooth + trimap", "matte",
-                           "composite", "encode"), 0.0)
-    source = BackgroundSource(background, size)
-    smoother, mask_before, alpha_before = TemporalSmoother(), None, None
-    outputs, n = [], 0
-    clock = time.perf_counter
-    with VideoReader(path, size=size, max_frames=max_frames) as reader:
-        frames = iter(reader)
-        while True:
-            t0 = clock()
-            frame = next(frames, None)
-            times["decode"] += clock() - t0
-            if frame is None:
-                break
-            n += 1
-            t0 = clock()
-            bg = source.frame_at(frame.time)
-            t1 = clock()
-            mask = segmenter.segment(frame.image)
-            t2 = clock()
-            smoother.observe(frame.image)
-            mask = mask_before = smoother.blend(mask_before, mask)
-            trimap = mask_to_trimap(mask, VIDEO_TRIMAP)
-            t3 = clock()
-            image_f = to_float(frame.image)
-            alpha, foreground = matter.matte(image_f, trimap, mask)
-            alpha = alpha_before = smoother.blend(alpha_before, alpha)
-            t4 = clock()
-            outputs.append(composite_uint8(foreground, alpha, bg))
-            t5 = clock()
-            for key, a, b in (("background", t0, t1), ("segment", t1, t2),
-                              ("smooth + trimap", t2, t3), ("matte", t3, t4), ("composite", t4, t5)):
-                times[key] += b - a
-    source.close()
-    t0 = clock()
-    fmt = video_format("composite", ".mp4")
-    with EncodedVideoWriter(Path(workdir) / "stages.mp4", fmt, size, reader.info.fps) as writer:
-        for image in outputs:
-            writer.write(image)
-    times["encode"] = clock() - t0
-    return {k: 1000 * v / max(n, 1) for k, v in times.items()}
-
-
-def alphas(path, size, segmenter, matter, smoothing, max_frames) -> tuple[list, list]:
+def alphas(path, size, pipeline: Pipeline, smoothing, max_frames) -> tuple[list, list]:
     """Input frames and the per-frame alpha (before encoding) of one clip."""
-    processor = FrameProcessor(segmenter, matter, "alpha", smoothing=smoothing)
+    state = pipeline.new_video(smoothing)
     images, out = [], []
     with VideoReader(path, size=size, max_frames=max_frames) as reader:
         for frame in reader:
-            processor.matte(frame.image)
-            out.append(processor.last_alpha.copy())
+            out.append(pipeline.run(frame.image, state=state).alpha.copy())
             images.append(frame.image)
     return images, out
 
@@ -179,48 +135,43 @@ def main() -> None:
               "(frames per second, whole run)")
         for name in args.matters:
             try:
-                matter = create_matter(name)
+                pipeline = video_pipeline(segmenter, create_matter(name))
             except BackendUnavailable as exc:
                 print(f"  {name:14s} skipped: {exc}")
                 continue
             limit = args.closed_form_frames if name == "closed-form" else args.max_frames
             for label, size in (("360x240", "360x240"), ("source", None)):
-                frames, seconds = speed(paths, background, size, segmenter, matter, limit, workdir)
+                frames, seconds = speed(paths, background, size, pipeline, limit, workdir)
                 print(f"  {name:14s} {label:8s} {frames:5d} frames in {seconds:6.1f} s = "
                       f"{frames / seconds:6.1f} frames/s")
-        print("\nwhere the time goes: each stage in turn, one thread, guided-filter "
-              "(ms per frame, first asl clip)")
-        matter = create_matter("guided-filter")
-        for label, size in (("360x240", (240, 360)), ("source", probe(paths[0]).size)):
-            ms = stages(paths[0], background, size, segmenter, matter, args.max_frames, workdir)
-            print(f"  {label:8s} " + "  ".join(f"{k} {v:.1f}" for k, v in ms.items())
-                  + f"  | total {sum(ms.values()):.1f}")
-        print("\nthreads: the same clip at 360x240, one thread (stages above, in turn) vs "
-              "convert_video's three threads, alternated 3 times (frames per second)")
-        serial, threaded = [], []
-        for _ in range(3):
-            ms = stages(paths[0], background, (240, 360), segmenter, matter, args.max_frames, workdir)
-            serial.append(1000 / sum(ms.values()))
-            frames, seconds = speed(paths[:1], background, "360x240", segmenter, matter,
-                                    args.max_frames, workdir)
-            threaded.append(frames / seconds)
-        print("  one thread " + " ".join(f"{v:.0f}" for v in serial)
-              + " | threads " + " ".join(f"{v:.0f}" for v in threaded))
+        print("\nwhere the time goes (ms per frame, guided-filter, first clip): the pipeline's "
+              "stages; 'other' is the rest of the loop's wall clock per frame (decode, "
+              "background, render, encode, overlapping in threads)")
+        pipeline = video_pipeline(segmenter, create_matter("guided-filter"))
+        for label, size in (("360x240", "360x240"), ("source", None)):
+            timings: dict = {}
+            frames, seconds = speed(paths[:1], background, size, pipeline, args.max_frames,
+                                    workdir, timings)
+            per_frame = {k: v / frames for k, v in timings.items()}
+            other = 1000 * seconds / frames - sum(per_frame.values())
+            print(f"  {label:8s} " + "  ".join(f"{k} {v:.1f}" for k, v in per_frame.items())
+                  + f"  other {max(other, 0.0):.1f} | wall {1000 * seconds / frames:.1f}")
         if args.accurate:
-            accurate = create_segmenter("mediapipe", mode="accurate")
-            frames, seconds = speed(paths, background, "360x240", accurate, matter,
-                                    args.max_frames, workdir)
+            accurate = video_pipeline(create_segmenter("mediapipe", mode="accurate"),
+                                      create_matter("guided-filter"))
+            frames, seconds = speed(paths, background, "360x240", accurate, args.max_frames,
+                                    workdir)
             print(f"\n  mediapipe accurate mode + guided-filter, 360x240: {frames} frames in "
                   f"{seconds:.1f} s = {frames / seconds:.1f} frames/s")
     if args.no_flicker:
         return
     print("\nflicker at 360x240, guided-filter: mean |alpha change| x 1000 between frames where "
           "the input is still (lower is steadier)")
-    matter = create_matter("guided-filter")
+    pipeline = video_pipeline(segmenter, create_matter("guided-filter"))
     rows = []
     for path in paths:
-        images, smooth = alphas(path, (240, 360), segmenter, matter, True, args.max_frames)
-        _, raw = alphas(path, (240, 360), segmenter, matter, False, args.max_frames)
+        images, smooth = alphas(path, (240, 360), pipeline, True, args.max_frames)
+        _, raw = alphas(path, (240, 360), pipeline, False, args.max_frames)
         rows.append(steadiness(images, smooth, raw))
         print(f"  {path.name:34s} " + _row([rows[-1]]))
     print(f"  {'all clips (pixel-weighted)':34s} " + _row(rows))

@@ -1,7 +1,7 @@
 """Run every evaluation stage, write the report, check the floors.
 
 Stages: ``matting`` (alphamatting, trimap given), ``segmentation`` (raw masks),
-``pipeline`` (both services, alpha), ``speed`` (``benchmarks/bench_pipeline.py``).
+``pipeline`` (both services, alpha), ``speed`` (:mod:`evaluation.speed`).
 Quick mode scores a fixed handful of images with our backends only (CI: a few minutes on
 two cores); full mode scores everything, adds pymatting's other solvers as references,
 more trimap bands and the speed benchmark.
@@ -18,10 +18,19 @@ import cv2
 import numpy as np
 
 from evaluation import datasets, environment, plots, report
-from evaluation.matting_eval import (REFERENCES, ReferenceCache, backend_methods,
-                                     evaluate_matting, reference_methods)
-from evaluation.segmentation_eval import (evaluate_pipeline, evaluate_segmenters,
-                                          fetch_example, pipeline_backends)
+from evaluation.matting_eval import (
+    REFERENCES,
+    ReferenceCache,
+    backend_methods,
+    evaluate_matting,
+    reference_methods,
+)
+from evaluation.segmentation_eval import (
+    evaluate_pipeline,
+    evaluate_segmenters,
+    fetch_example,
+    pipeline_backends,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +146,10 @@ def run(opts: Options, progress=print) -> int:
 
     if "speed" in opts.stages:
         stages_run.add("speed")
-        from benchmarks import bench_pipeline
+        from evaluation import speed
 
-        progress("speed: benchmarks/bench_pipeline.py")
-        results["speed"] = bench_pipeline.run(out, opts.data, progress=progress)
+        progress("speed: evaluation/speed.py")
+        results["speed"] = speed.run(out, opts.data, progress=progress)
 
     info["load_at_end"] = environment.load_average()
     results["elapsed_s"] = time.perf_counter() - started
@@ -175,15 +184,14 @@ def run(opts: Options, progress=print) -> int:
             report.publish(DOCS / "evaluation.md", "Evaluation",
                            report.evaluation_markdown(results, env_md, checks, []))
         if "speed" in results:
-            from benchmarks import bench_pipeline
+            from evaluation import speed
 
-            speed = results["speed"]
-            bench_img = DOCS / "img" / "bench_stages.png"
-            bench_pipeline.plot(speed, bench_img)
+            figures = results["speed"]
+            speed.plot(figures, DOCS / "img" / "bench_stages.png")
             report.publish(DOCS / "benchmarks.md", "Benchmarks",
-                           "## Pipeline speed\n\n" + environment.markdown(speed["machine"], opts.command)
+                           "## Pipeline speed\n\n" + environment.markdown(figures["machine"], opts.command)
                            + "\n\n![per-stage latency](img/bench_stages.png)\n\n"
-                           + bench_pipeline.markdown(speed))
+                           + speed.markdown(figures))
     progress(f"\nwrote {out / 'evaluation.md'} ({results['elapsed_s']:.0f} s)")
     progress(report.floors_table(checks))
     if report.floors_failed(checks):
@@ -219,9 +227,9 @@ def _video_examples(urls, data_dir: Path) -> list:
             continue
         image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         data = encode_image(image, "png")
-        from evaluation.segmentation_eval import _npy, post_matte
+        from evaluation.segmentation_eval import matte_npy, post_matte
 
-        alpha = _npy(post_matte(session, urls.matting, data, "frame.png",
+        alpha = matte_npy(post_matte(session, urls.matting, data, "frame.png",
                                 {"output": "alpha", "format": "npy"})[0])
         rows.append((f"{Path(filename).stem.split('-')[0]} #{index}",
                      fetch_example(session, urls.matting, data, "frame.png", alpha, image)))

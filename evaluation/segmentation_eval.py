@@ -23,6 +23,7 @@ from core.registry import BackendUnavailable, load_class
 from core.segmenters import SEGMENTERS, create_segmenter
 from evaluation.datasets import Sample
 from evaluation.metrics import mask_scores
+from service_common.timing import parse_server_timing
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +91,6 @@ def _mean_by(rows, key, value):
     return {k: float(np.mean([r[k] for r in picked])) for k in ("mask_iou", "mask_bf")}
 
 
-def parse_server_timing(header: str) -> dict[str, float]:
-    """``"a;dur=1.5, b;dur=2"`` -> ``{"a": 1.5, "b": 2.0}`` (milliseconds)."""
-    stages = {}
-    for part in header.split(","):
-        name, _, rest = part.strip().partition(";")
-        for item in rest.split(";"):
-            item = item.strip()
-            if item.startswith("dur="):
-                stages[name] = stages.get(name, 0.0) + float(item[4:])
-    return stages
-
-
 def post_matte(session: requests.Session, url: str, image_bytes: bytes, filename: str,
                params: dict) -> tuple[requests.Response, float]:
     """``POST /matte`` with the image as a multipart file; returns (response, wall seconds)."""
@@ -111,7 +100,7 @@ def post_matte(session: requests.Session, url: str, image_bytes: bytes, filename
     return response, time.perf_counter() - started
 
 
-def _npy(response: requests.Response) -> np.ndarray:
+def matte_npy(response: requests.Response) -> np.ndarray:
     if response.status_code != 200:
         raise RuntimeError(f"/matte answered {response.status_code}: {response.text[:300]}")
     return np.load(io.BytesIO(response.content), allow_pickle=False)
@@ -133,7 +122,7 @@ def evaluate_pipeline(samples: list[Sample], urls, backend_label: str, band_scal
             data = Path(sample.image_path).read_bytes()
             response, wall = post_matte(session, urls.matting, data, sample.image_path.name,
                                         {"output": "alpha", "format": "npy", **extra})
-            alpha = _npy(response)
+            alpha = matte_npy(response)
             if alpha.shape != sample.truth.shape:
                 raise RuntimeError(f"{sample.name}: alpha {alpha.shape} vs mask {sample.truth.shape}")
             scores = mask_scores(alpha, sample.truth)

@@ -65,8 +65,8 @@ class RemotePersonSource:
         """See :meth:`core.pipeline.PersonSource.segment`.
 
         Inside a request of the matting service its request id is forwarded, so both
-        services log the same id. ``timings`` of the result hold ``segmentation`` (the service's own time) and ``transport`` (the rest of
-        the round trip).
+        services log the same id. ``timings`` of the result hold ``segmentation`` (the
+        service's own time) and ``transport`` (the rest of the round trip).
 
         Raises:
             SegmentationUnavailable: connection refused, timeout, a 5xx or an unreadable answer.

@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements.txt
-export PYTHONPATH="$PWD"
 SEG_PORT="${SEGMENTATION_PORT:-3000}"
 MAT_PORT="${MATTING_PORT:-5000}"
 mkdir -p output

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements-dev.txt
-export PYTHONPATH="$PWD"
+.venv/bin/ruff check .
 .venv/bin/python -m pytest tests -ra "$@"

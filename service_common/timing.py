@@ -27,11 +27,13 @@ class StageTimer:
 
 
 def parse_server_timing(header: str) -> dict[str, float]:
-    """``"a;dur=1.5, b;dur=2"`` -> ``{"a": 1.5, "b": 2.0}``."""
-    stages = {}
+    """``"a;dur=1.5, b;dur=2"`` -> ``{"a": 1.5, "b": 2.0}`` (milliseconds; a stage named
+    twice is summed)."""
+    stages: dict[str, float] = {}
     for part in header.split(","):
         name, _, rest = part.strip().partition(";")
         for item in rest.split(";"):
-            if item.strip().startswith("dur="):
-                stages[name] = float(item.strip()[4:])
+            item = item.strip()
+            if item.startswith("dur="):
+                stages[name] = stages.get(name, 0.0) + float(item[4:])
     return stages

@@ -3,9 +3,9 @@ per family, as pymatting and torchvision do)."""
 import numpy as np
 import pytest
 
+from core.errors import BackendUnavailable
 from core.images import read_image_file, to_float
 from core.matters import MATTERS, create_matter
-from core.errors import BackendUnavailable
 from core.pipeline import Pipeline, render
 from core.segmenters import SEGMENTERS, create_segmenter
 from core.trimap import BACKGROUND, FOREGROUND, UNKNOWN, TrimapParams, mask_to_trimap

@@ -210,7 +210,7 @@ def test_quick_mode_on_two_images(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run([sys.executable, "-m", "evaluation", "--quick", "--limit", "2",
                            "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)})
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     md = (out / "evaluation.md").read_text()
     assert "### Matting stage" in md and "closed-form (default)" in md

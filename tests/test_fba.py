@@ -17,10 +17,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from core.matters import create_matter  # noqa: E402
-from core.matters.fba import (FBAMatter, encode_trimap, fba_predict,  # noqa: E402
-                              run_network)
-from core.matters.fba_net import (MANIFEST_PATH, FBANet, extract_state_dict,  # noqa: E402
-                                  load_fba)
+from core.matters.fba import FBAMatter, encode_trimap, fba_predict, run_network  # noqa: E402
+from core.matters.fba_net import MANIFEST_PATH, FBANet, extract_state_dict, load_fba  # noqa: E402
 from core.registry import BackendUnavailable  # noqa: E402
 from core.trimap import from_two_channel  # noqa: E402
 

@@ -134,8 +134,7 @@ def test_records():
     assert weights.FBA.filename == "FBA.pth" and weights.FBA_DRIVE_ID in weights.FBA.url
     assert "non-commercial" in weights.FBA.licence
     pytest.importorskip("torchvision")
-    from torchvision.models.detection import (MaskRCNN_ResNet50_FPN_V2_Weights,
-                                              MaskRCNN_ResNet50_FPN_Weights)
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
 
     assert weights.MASKRCNN_V1.url == MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url
     assert weights.MASKRCNN_V2.url == MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url

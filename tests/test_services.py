@@ -371,7 +371,7 @@ def test_gunicorn_with_two_workers(astronaut_bytes, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout",
          "300", "segmentation_api:create_app()"],
-        cwd=REPO_ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT),
+        cwd=REPO_ROOT, env={"PATH": "/usr/bin:/bin",
                             "SEGMENTATION_BACKEND": "mediapipe"},
         stdout=open(tmp_path / "gunicorn.log", "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -7,7 +7,6 @@ sine tone.
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -178,7 +177,7 @@ def test_command_as_a_process_resizes_and_keeps_timestamps(tmp_path, clip_with_a
     proc = subprocess.run(
         [sys.executable, "-m", "core.video", str(clip_with_audio), "--background", str(ROOM_JPG),
          "-o", str(out), "--size", "120x80", "--fit", "contain", "--no-smoothing", "-q"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        cwd=REPO, capture_output=True, text=True,
         timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "24 frames, 120x80, 30 fps, audio: remux aac" in proc.stdout
@@ -283,7 +282,7 @@ def test_ctrl_c_on_the_command(tmp_path, person_frames):
     out = tmp_path / "partial.mp4"
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.video", str(source), "-o", str(out), "--matter", "closed-form"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+        cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
         # A shell ignores SIGINT in jobs it starts in the background, the child inherits
         # that and Python then installs no KeyboardInterrupt handler: restore the default

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from core.compositing import FIT_MODES
+from core.errors import BackendUnavailable, ConfigError, UserError
 from core.video.convert import (
     DEFAULT_MATTER,
     DEFAULT_SEGMENTER,
@@ -13,7 +14,6 @@ from core.video.convert import (
     TRANSPARENT_FORMATS,
     convert_video,
 )
-from core.errors import BackendUnavailable, ConfigError, UserError
 
 # One logger for the whole package, named as before the split (``core.video``).
 log = logging.getLogger("core.video")

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.compositing import FIT_MODES, fit_image, fitted_size, make_background
+from core.compositing import fit_image, fitted_size, make_background
 from core.images import IMAGE_FORMATS, read_image_file, to_float
 from core.video.errors import VideoError
 
@@ -338,7 +338,8 @@ class BackgroundSource:
                 self._cache_bytes = 0
                 self._duration: float | None = None
                 self._restart()
-        elif isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+        elif (isinstance(spec, (str, Path))
+              and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES):
             raise VideoError(f"background file not found: {spec}")
         else:
             text = "" if spec is None else str(spec)
