@@ -183,31 +183,20 @@ class LocalPersonSource:
         return {**self.segmenter.describe(), "trimap": self.trimap_params.__dict__}
 
 
-@dataclass
-class MatteResult:
-    """Everything one image's matting produced (float32 arrays in [0, 1]).
+@dataclass(kw_only=True)
+class MatteResult(Segmentation):
+    """Everything one image's matting produced: its :class:`Segmentation` (trimap, mask,
+    people, timings) and (float32 arrays in [0, 1]):
 
     Attributes:
         image: ``H x W x 3``, the input as float.
-        trimap: ``uint8`` ``H x W``.
         alpha: ``H x W``, exactly 0 / 1 on the trimap's sure regions.
         foreground: ``H x W x 3`` colours (the image where alpha is 1).
-        mask: the segmenter's soft mask, when there was one.
-        people: the people found (empty for a user's trimap).
-        timings: milliseconds per stage.
     """
 
     image: np.ndarray
-    trimap: np.ndarray
     alpha: np.ndarray
     foreground: np.ndarray
-    mask: np.ndarray | None = None
-    people: list[Person] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def person_found(self) -> bool:
-        return has_person(self.trimap)
 
 
 def matte_with_trimap(image: np.ndarray, trimap: np.ndarray, matter,
@@ -230,11 +219,13 @@ def matte_with_trimap(image: np.ndarray, trimap: np.ndarray, matter,
                              f"{image.shape[1]}x{image.shape[0]}", code="invalid_trimap")
     image_f = to_float(image)
     if not has_person(trimap):
-        return MatteResult(image_f, trimap, np.zeros(trimap.shape, np.float32), image_f, mask)
+        return MatteResult(trimap, mask, image=image_f, alpha=np.zeros(trimap.shape, np.float32),
+                           foreground=image_f)
     alpha, foreground = matter.matte(image_f, trimap, mask)
     # Sure regions are sure, whatever a backend's numerics say: the one place this is done.
     alpha = impose_sure_regions(alpha.astype(np.float32, copy=False), trimap)
-    return MatteResult(image_f, trimap, alpha, foreground.astype(np.float32, copy=False), mask)
+    return MatteResult(trimap, mask, image=image_f, alpha=alpha,
+                       foreground=foreground.astype(np.float32, copy=False))
 
 
 class Pipeline:

@@ -19,7 +19,24 @@ from core.errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BackendUnavailable", "create_backend", "load_class", "option_names"]
+__all__ = ["Backend", "BackendUnavailable", "create_backend", "load_class", "option_names"]
+
+
+class Backend:
+    """What every model backend has: a registry :attr:`name`, a check that it can run here,
+    and facts for ``/health`` and logs. Segmenters and matters derive from it."""
+
+    name = "base"
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        """Whether this backend can run here, and a short reason for the log. Subclasses
+        may take any of their constructor's options (the registry passes those)."""
+        return True, "embedded"
+
+    def describe(self) -> dict:
+        """Facts for ``/health`` and logs."""
+        return {"name": self.name}
 
 
 def load_class(spec: str):

@@ -14,10 +14,9 @@ def reuse_freed_memory() -> bool:
 
     By default glibc serves each block over 128 kB (one 360x240 float frame is 1 MB) with a
     fresh ``mmap`` and unmaps it on free, so every temporary array of every frame pays
-    page faults on first touch. On this project's 2-CPU VM that made the guided-filter
-    matter 3-5x slower (blur fusion 16 ms -> 3 ms, the guided filter 12 ms -> 3.6 ms per
-    360x240 frame). Process-wide: the heap then keeps its peak size, which for a video job
-    is a few frames' worth. A no-op returning ``False`` where there is no glibc.
+    page faults on first touch (several times slower per-frame matting; docs/video.md).
+    Process-wide: the heap then keeps its peak size, which for a video job is a few
+    frames' worth. A no-op returning ``False`` where there is no glibc.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.registry import create_backend
+from core.registry import Backend, create_backend
 
 MATTERS = {
     "fba": "core.matters.fba:FBAMatter",
@@ -20,16 +20,8 @@ MATTERS = {
 }
 
 
-class Matter:
+class Matter(Backend):
     """Base class. Subclasses set :attr:`name` and implement :meth:`matte`."""
-
-    name = "base"
-
-    @classmethod
-    def is_available(cls) -> tuple[bool, str]:
-        """Whether this backend can run here, and a short reason for the log. Subclasses
-        may take any of their constructor's options (the registry passes those)."""
-        return True, "embedded"
 
     def matte(self, image: np.ndarray, trimap: np.ndarray,
               prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -45,9 +37,6 @@ class Matter:
             ``(alpha, foreground)``: ``float32`` ``H x W`` and ``H x W x 3`` in ``[0, 1]``.
         """
         raise NotImplementedError
-
-    def describe(self) -> dict:
-        return {"name": self.name}
 
 
 def create_matter(name: str = "auto", per_backend=None, **options) -> Matter:

@@ -5,11 +5,12 @@ crop to the bounding box of the unknown band (plus the Laplacian's window radius
 the cost follows the number of unknown pixels rather than the image area, and estimate
 foreground colours (pymatting's multi-level method) on the same crop.
 
-The solver's cost grows faster than linearly with the unknown count (the incomplete
-Cholesky preconditioner fills in), so past ``max_unknown`` pixels we solve on a
-downscaled copy and upsample alpha: at 720p with a typical portrait band (~120k unknown
-pixels) this is 0.35 s instead of 3.6 s, for a mean absolute alpha change of ~0.02 in the
-band. ``max_unknown=0`` always solves at full resolution.
+With the segmenter's soft mask as a weak prior (what the pipeline passes) the system is
+well conditioned and conjugate gradients with a Jacobi preconditioner converge quickly;
+without one, the incomplete-Cholesky preconditioner is used. The cost still grows faster
+than linearly with the unknown count, so past ``max_unknown`` pixels we solve on a
+downscaled copy and upsample alpha (``max_unknown=0`` always solves at full resolution).
+Figures: ``docs/evaluation.md`` and ``docs/benchmarks.md``.
 """
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray,
     Minimises ``a' L a + prior_weight * |a - prior|^2`` over the unknown pixels, with the
     trimap's sure pixels fixed (Levin et al.'s closed form plus a data term). The matting
     Laplacian alone has no idea where the person is: in a wide band over a background of
-    similar colours it propagates foreground into the wall (on the portraits set, mean IoU
-    of alpha > 0.5 fell from 0.93 for the mask to 0.78). A weak pull toward the segmenter's
-    soft mask keeps the solution anchored (0.92) while the Laplacian still places the edge
-    on the image's colour lines; it also conditions the system, so the solve is faster.
+    similar colours it propagates foreground into the wall. A weak pull toward the
+    segmenter's soft mask keeps the solution anchored while the Laplacian still places the
+    edge on the image's colour lines; it also conditions the system, so the solve is faster
+    (the README's "Quality and speed" gives the figures).
 
     Args:
         image: ``float`` RGB ``H x W x 3`` in ``[0, 1]``.
@@ -102,7 +103,7 @@ def _solve_band(image, trimap, prior, prior_weight, epsilon, radius, max_iterati
         rhs = rhs + prior_weight * target
         x0 = target
     # With the prior's diagonal the system is well conditioned: the Jacobi preconditioner
-    # reaches the same alpha (mean difference 3e-7 at 720p) without ichol's 0.4 s set-up.
+    # reaches the same alpha without ichol's set-up cost.
     preconditioner = jacobi(system) if x0 is not None else ichol(system)
     solution = cg(system, rhs, x0=x0, M=preconditioner, maxiter=max_iterations, rtol=tolerance)
     alpha = is_fg.astype(np.float64)

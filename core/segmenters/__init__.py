@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.registry import create_backend
+from core.registry import Backend, create_backend
 
 SEGMENTERS = {
     "maskrcnn": "core.segmenters.maskrcnn:MaskRCNNSegmenter",
@@ -19,16 +19,8 @@ SEGMENTERS = {
 }
 
 
-class Segmenter:
+class Segmenter(Backend):
     """Base class. Subclasses set :attr:`name` and implement :meth:`segment`."""
-
-    name = "base"
-
-    @classmethod
-    def is_available(cls) -> tuple[bool, str]:
-        """Whether this backend can run here, and a short reason for the log. Subclasses
-        may take any of their constructor's options (the registry passes those)."""
-        return True, "embedded"
 
     def segment(self, image: np.ndarray, *, max_people: int | None = None) -> np.ndarray:
         """Soft mask of all people.
@@ -44,10 +36,6 @@ class Segmenter:
                 tell people apart (it then says so).
         """
         raise NotImplementedError
-
-    def describe(self) -> dict:
-        """Facts for ``/health`` and logs."""
-        return {"name": self.name}
 
 
 def create_segmenter(name: str = "auto", per_backend=None, **options) -> Segmenter:
