@@ -29,9 +29,6 @@ class TemporalSmoother:
         self._grey: np.ndarray | None = None
         self.rate: np.ndarray | None = None
 
-    def reset(self) -> None:
-        self._grey, self.rate = None, None
-
     def observe(self, image: np.ndarray) -> np.ndarray | None:
         """Take the next input frame (``uint8`` RGB ``H x W x 3``); returns the per-pixel
         update rate (``float32`` ``H x W`` in ``[still_rate, 1]``), ``None`` on the first

@@ -16,8 +16,6 @@ from core.images import IMAGE_FORMATS, decode_image, encode_image, image_from_ar
 from core.pipeline import Person, Segmentation
 from service_common.errors import APIError
 
-JSON_TYPES = ("application/json",)
-
 
 def params() -> dict[str, str]:
     """Query-string and form parameters merged (form wins)."""
@@ -163,7 +161,3 @@ def decode_segmentation(data: bytes, shape: tuple[int, int]) -> Segmentation:
     people = [Person(tuple(int(v) for v in box), float(score), int(area)) for box, score, area
               in zip(arrays.get("boxes", ()), arrays.get("scores", ()), arrays.get("areas", ()))]
     return Segmentation(trimap, mask, people)
-
-
-def is_json_request() -> bool:
-    return request.mimetype in JSON_TYPES

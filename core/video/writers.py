@@ -184,9 +184,6 @@ class AudioCopier:
         finally:
             self._input.close()
 
-    def abandon(self) -> None:
-        self._input.close()
-
 
 # --------------------------------------------------------------------------- writing
 
