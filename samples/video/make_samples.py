@@ -1,6 +1,6 @@
 """Rebuild the bundled clips from the CC BY 4.0 originals (see ATTRIBUTION.md).
 
-    PYTHONPATH=. python samples/video/make_samples.py [../shared/data/video]
+    python samples/video/make_samples.py [../shared/data/video]
 """
 from __future__ import annotations
 
