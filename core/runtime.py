@@ -31,3 +31,34 @@ def reuse_freed_memory() -> bool:
     _MALLOC_TUNED = ok
     log.debug("glibc malloc tuned for per-frame arrays: %s", ok)
     return ok
+
+
+def limit_threads(threads: int) -> None:
+    """Size every compute thread pool of this process to ``threads``: BLAS and OpenMP
+    (through threadpoolctl), numba (pymatting's parallel loops), torch and OpenCV, and the
+    environment for libraries imported later. A service worker calls it once after it is
+    forked, so that W workers run about the machine's core count of threads, not W times it.
+    """
+    import os
+    import sys
+
+    threads = max(1, int(threads))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        log.debug("threadpoolctl missing: BLAS / OpenMP pools keep their size")
+    if "numba" in sys.modules:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if "torch" in sys.modules:  # imported later, torch reads OMP_NUM_THREADS
+        sys.modules["torch"].set_num_threads(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
+    log.info("compute thread pools limited to %d per process", threads)

@@ -8,6 +8,17 @@ from service_common.config import Setting
 
 COMMON_SETTINGS = [
     Setting("HOST", "HOST", "127.0.0.1", "address to listen on"),
+    Setting("COMPUTE_THREADS", "COMPUTE_THREADS", "auto", "threads each worker's numeric "
+            "libraries use (BLAS, numba, torch, OpenCV); auto: the cores divided by the workers"),
+    Setting("REQUEST_DEADLINE", "REQUEST_DEADLINE", 60.0, "seconds a request may take; one that "
+            "waits longer for a free worker gets 503", float),
+    Setting("API_KEYS", "API_KEYS", "", "comma-separated API keys; set: every endpoint but "
+            "/health, /metrics and the docs needs one (Authorization: Bearer KEY or X-API-Key)"),
+    Setting("API_KEYS_FILE", "API_KEYS_FILE", "", "a file of API keys, one per line"),
+    Setting("RATE_LIMIT", "RATE_LIMIT", "", "requests per key (or address), Flask-Limiter "
+            "syntax such as '60/minute'; empty: no limit"),
+    Setting("RATE_LIMIT_STORAGE", "RATE_LIMIT_STORAGE", "memory://", "where the rate limit "
+            "counts (memory://: per worker; redis://HOST:PORT shares them)"),
     Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest image accepted, in pixels", int),
     Setting("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 150, "largest request body, in MB "
             "(the JSON API needs ~25 MB for a 1080p photo)", int),
@@ -36,6 +47,9 @@ TRIMAP_SETTINGS = [
 
 SEGMENTATION_SETTINGS = [
     Setting("PORT", "SEGMENTATION_PORT", 3000, "port to listen on", int),
+    Setting("WORKERS", "SEGMENTATION_WORKERS", "auto", "server processes (auto: one per core)"),
+    Setting("QUEUE", "SEGMENTATION_QUEUE", 4, "requests that may wait for a worker; more get "
+            "an immediate 503 with Retry-After", int),
     Setting("BACKEND", "SEGMENTATION_BACKEND", "auto",
             "person segmenter: auto, maskrcnn, mediapipe (auto = maskrcnn when its weights "
             "are present, else mediapipe)"),
@@ -62,13 +76,21 @@ SEGMENTATION_SETTINGS = [
 
 MATTING_SETTINGS = [
     Setting("PORT", "MATTING_PORT", 5000, "port to listen on", int),
+    Setting("WORKERS", "MATTING_WORKERS", "auto", "server processes (auto: one per core)"),
+    Setting("QUEUE", "MATTING_QUEUE", 4, "requests that may wait for a worker; more get an "
+            "immediate 503 with Retry-After", int),
     Setting("BACKEND", "MATTING_BACKEND", "auto",
             "matting backend: auto, fba, closed-form, guided-filter (auto = fba when "
             "models/FBA.pth exists, else closed-form)"),
     Setting("SEGMENTATION_URL", "SEGMENTATION_URL", "http://127.0.0.1:3000",
             "where the segmentation service listens"),
     Setting("SEGMENTATION_TIMEOUT", "SEGMENTATION_TIMEOUT", 120.0,
-            "seconds to wait for a trimap", float),
+            "seconds to wait for a trimap (at most the request's deadline)", float),
+    Setting("SEGMENTATION_API_KEY", "SEGMENTATION_API_KEY", "",
+            "the key the segmentation service asks for, when it has API_KEYS set"),
+    Setting("URL_ALLOWLIST", "URL_ALLOWLIST", "", "image_url: comma-separated host names "
+            "and networks (10.0.0.0/8) that may be fetched although not public"),
+    Setting("URL_TIMEOUT", "URL_TIMEOUT", 10.0, "image_url: seconds to fetch a photo", float),
     Setting("FBA_WEIGHTS", "FBA_WEIGHTS", "", "path of FBA.pth (default: MODELS_DIR/FBA.pth)",
             backend="fba", option="weights_path"),
     Setting("FBA_MAX_SIZE", "FBA_MAX_SIZE", "auto", "fba: longest side the network runs at "
