@@ -1,10 +1,10 @@
 """FBA Matting without the real weights: the numerical reference proves the network.
 
 ``fba_reference_random_weights.npz`` holds the authors' network and pipeline run with
-weights made by a fixed recipe (see ``../shared/fba/README.md``). We rebuild those weights,
-save them as a ``.pth`` file, load it the way users load ``FBA.pth`` (strict) and compare
-every stage. If this passes, the published file loads and computes what its authors'
-code computes.
+weights made by a fixed recipe (see ``../shared/fba/README.md``). We rebuild those weights
+(:mod:`models.random_weights`), save them as a ``.pth`` file, load it the way users load
+``FBA.pth`` (strict) and compare every stage. If this passes, the published file loads and
+computes what its authors' code computes.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from core.matters.fba_net import (MANIFEST_PATH, FBANet, extract_state_dict,  # 
                                   load_fba)
 from core.registry import BackendUnavailable  # noqa: E402
 from core.trimap import from_two_channel  # noqa: E402
+from models.random_weights import save_fba  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_CANDIDATES = [ROOT / "tests" / "data" / "fba_reference_random_weights.npz",
@@ -41,31 +42,10 @@ def reference():
     return dict(np.load(path))
 
 
-def random_state_dict() -> dict[str, torch.Tensor]:
-    """The README's recipe, tensor by tensor in manifest order."""
-    keys = json.loads(MANIFEST_PATH.read_text())["keys"]
-    g = torch.Generator().manual_seed(1679)
-    state = {}
-    for key in keys:
-        name, shape = key["name"], key["shape"]
-        if name == "decoder.conv_up4.4.bias":
-            tensor = torch.full(shape, 0.5)
-        elif name == "decoder.conv_up4.4.weight":
-            tensor = 0.01 * torch.randn(shape, generator=g)
-        elif name.endswith(".bias"):
-            tensor = 0.1 * torch.randn(shape, generator=g)
-        elif len(shape) == 1:
-            tensor = 1 + 0.1 * torch.randn(shape, generator=g)
-        else:
-            tensor = 0.05 * torch.randn(shape, generator=g)
-        state[name] = tensor
-    return state
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("fba") / "FBA.pth"
-    torch.save(random_state_dict(), path)
+    save_fba(path)
     return path
 
 

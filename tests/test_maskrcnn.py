@@ -17,7 +17,8 @@ pytest.importorskip("torchvision")
 import models  # noqa: E402
 from core.registry import BackendUnavailable  # noqa: E402
 from core.segmenters import create_segmenter  # noqa: E402
-from core.segmenters.maskrcnn import MaskRCNNSegmenter, build_model  # noqa: E402
+from core.segmenters.maskrcnn import MaskRCNNSegmenter  # noqa: E402
+from models.random_weights import save_maskrcnn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_DIRS = [ROOT / "samples", ROOT.parent / "shared" / "data" / "portraits" / "images"]
@@ -43,18 +44,6 @@ def photo() -> np.ndarray:
     return image
 
 
-def random_weights(variant: str, path: Path) -> Path:
-    torch.manual_seed(0)
-    state = build_model(variant).state_dict()
-    if variant == "v1":
-        # torchvision's published v1 file comes from FrozenBatchNorm2d: no step counters.
-        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    person = models.MASKRCNN_V1.meta["categories"].index("person")
-    state["roi_heads.box_predictor.cls_score.bias"][person] = 12.0
-    torch.save(state, path)
-    return path
-
-
 @pytest.fixture(autouse=True)
 def empty_torch_hub(tmp_path, monkeypatch):
     """Keep a developer's real torch.hub cache out of these tests."""
@@ -65,7 +54,7 @@ def empty_torch_hub(tmp_path, monkeypatch):
 def weights(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"models_{request.param}")
     record = getattr(models, f"MASKRCNN_{request.param.upper()}")
-    return request.param, random_weights(request.param, folder / record.filename)
+    return request.param, save_maskrcnn(request.param, folder / record.filename)
 
 
 def test_segment_real_code_path(weights):
