@@ -75,6 +75,31 @@ def test_raw_network_output(reference, net):
     np.testing.assert_allclose(out, reference["network_output"], atol=1e-4, rtol=0)
 
 
+def test_half_network_on_cpu(reference, weights_file, net):
+    """The half-precision path, run where no GPU is: torch has float16 convolutions on the
+    CPU too (slow, hence a crop). The network takes float32 inputs, computes in float16 and
+    returns float32 from a float32 fusion; its numbers stay near the float32 network's.
+    The alpha bound is loose: float16 activations put about 1e-2 on alpha here, and the
+    fusion passes them on (measured 0.018 with a float16 fusion too, so it is the
+    network's rounding, not the fusion's; the GPU check measures it on CUDA)."""
+    crop = (slice(16, 64), slice(40, 104))  # 48 x 64, across the unknown band
+    image8 = reference["image_scaled"][crop]
+    trimap8 = reference["trimap_scaled"][crop]
+    encoded = encode_trimap(trimap8)
+    half = load_fba(weights_file, "cpu").half()
+    assert half.encoder.conv1.weight.dtype == torch.float16
+    with torch.inference_mode():
+        raw = half(*(torch.from_numpy(np.ascontiguousarray(a, np.float32))[None] for a in
+                     (image8.transpose(2, 0, 1), trimap8.transpose(2, 0, 1), encoded)))
+    assert raw.dtype == torch.float32
+    out16 = run_network(half, image8, trimap8, encoded)
+    out32 = run_network(net, image8, trimap8, encoded)
+    assert out16.dtype == np.float32 and np.isfinite(out16).all()
+    np.testing.assert_array_equal(out16, raw[0].numpy())
+    diff = np.abs(out16 - out32).reshape(7, -1).max(axis=1)
+    assert diff[0] < 0.03 and diff[1:].max() < 0.005, diff
+
+
 def test_final_outputs(reference, net):
     alpha, fg, bg = fba_predict(net, reference["image"], reference["trimap"])
     np.testing.assert_allclose(alpha, reference["alpha"], atol=1e-3, rtol=0)
