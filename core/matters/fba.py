@@ -176,6 +176,13 @@ def get_net(path: Path, device: str, half: bool = False):
     return net
 
 
+def clear_cache() -> None:
+    """Forget the shared networks (:func:`get_net`), so their memory can be freed once no
+    matter holds them; for tools that load one setting after another and measure memory."""
+    with _NETS_LOCK:
+        _NETS.clear()
+
+
 class FBAMatter(Matter):
     """FBA Matting (Forte and Pitié 2020): alpha plus its own foreground colours.
 

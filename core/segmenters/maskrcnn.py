@@ -139,6 +139,13 @@ def get_model(variant: str, path, device, half: bool = False):
         return _MODELS[key]
 
 
+def clear_cache() -> None:
+    """Forget the shared models (:func:`get_model`), so their memory can be freed once no
+    segmenter holds them; for tools that load one setting after another and measure memory."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
 class MaskRCNNSegmenter(Segmenter):
     """COCO Mask R-CNN person masks.
 
