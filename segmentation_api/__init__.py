@@ -146,7 +146,7 @@ def legacy_json():
     image = json_image(json_body())
     segmentation = _source().segment(image)
     if not segmentation.person_found:
-        return jsonify({"error": "no person found in the image", "code": "no_person"}), 406
+        raise NoPersonError("no person found in the image")
     return jsonify({"trimap": to_two_channel(segmentation.trimap).tolist()})
 
 

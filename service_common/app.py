@@ -21,7 +21,7 @@ def new_app(import_name: str, settings: list[Setting], config: dict | None, *,
     # Every request allocates image-sized arrays; let glibc reuse them rather than mmap
     # fresh pages each time (see core.runtime).
     reuse_freed_memory()
-    app = Flask(import_name)
+    app = Flask(import_name, static_folder=None)  # pages and their files are blueprints
     app.config.from_mapping(load_config(settings, overrides=config))
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024
     app.json.sort_keys = False

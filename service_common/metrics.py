@@ -41,6 +41,9 @@ class Metrics:
 
     def __init__(self, service: str):
         self.service = service
+        # Present from the start (at 0), so a dashboard sees them before the first event.
+        REJECTED.labels(service)
+        IN_WORKER.labels(service).set(0)
 
     def rejected(self) -> None:
         REJECTED.labels(self.service).inc()

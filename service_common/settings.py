@@ -62,6 +62,8 @@ SEGMENTATION_SETTINGS = [
     Setting("MASKRCNN_INFERENCE_SIZE", "MASKRCNN_INFERENCE_SIZE", None,
             "maskrcnn: shorter side the network sees (smaller is faster on CPU; default 480)",
             int, backend="maskrcnn", option="inference_size"),
+    Setting("MASKRCNN_HALF", "MASKRCNN_HALF", 0, "maskrcnn: backbone in half precision on "
+            "CUDA (1/0)", int, backend="maskrcnn", option="half"),
     Setting("MASKRCNN_SCORE_THRESHOLD", "MASKRCNN_SCORE_THRESHOLD", 0.6,
             "maskrcnn: minimum person score", float, backend="maskrcnn",
             option="score_threshold"),

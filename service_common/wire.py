@@ -18,9 +18,22 @@ from service_common.errors import APIError
 
 
 def params() -> dict[str, str]:
-    """Query-string and form parameters merged (form wins)."""
-    merged = dict(request.args.items())
-    merged.update(request.form.items())
+    """Query-string and form parameters, merged.
+
+    Raises:
+        ParameterError (``duplicate_parameter``): a parameter given more than once with
+            different values (twice in the query, or in both the query and the form): which
+            one was meant is not for us to guess.
+    """
+    merged: dict[str, str] = {}
+    for source in (request.args, request.form):
+        for name, values in source.lists():
+            for value in values:
+                if name in merged and merged[name] != value:
+                    raise ParameterError(f"parameter {name!r} given more than once, with "
+                                         f"different values ({merged[name]!r:.40}, {value!r:.40})",
+                                         code="duplicate_parameter")
+                merged[name] = value
     return merged
 
 
