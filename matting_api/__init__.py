@@ -13,7 +13,6 @@ Endpoints (see README "API"):
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -24,6 +23,7 @@ from core.compositing import DEFAULT_BACKGROUND, FIT_MODES
 from core.errors import ConfigError, ParameterError
 from core.images import decode_image
 from core.matters import create_matter
+from core.people import parse_selection
 from core.pipeline import OUTPUT_TYPES, Pipeline, render
 from core.trimap import TrimapParams, decode_trimap
 from matting_api.segmentation_client import RemotePersonSource
@@ -31,7 +31,7 @@ from service_common.admission import admitted, seconds_left
 from service_common.app import new_app, serving_facts
 from service_common.config import backend_options
 from service_common.fetch import AddressPolicy, fetch
-from service_common.openapi import Field, Operation, error_responses, trimap_fields
+from service_common.openapi import PEOPLE, Field, Operation, error_responses, trimap_fields
 from service_common.settings import MATTING_SETTINGS as SETTINGS
 from service_common.timing import StageTimer
 from service_common.wire import (
@@ -41,6 +41,7 @@ from service_common.wire import (
     json_image,
     output_format,
     params,
+    people_header,
     uploaded_bytes,
 )
 
@@ -61,7 +62,8 @@ MATTE_FIELDS = [
           "output file format"),
     Field("alpha_bits", {"type": "integer", "enum": [8, 16]}, "bits of the alpha output"),
     Field("max_people", {"type": "integer", "minimum": 1},
-          "keep at most this many people (the most prominent)"),
+          "look for at most this many people (the most prominent)"),
+    PEOPLE,
     Field("trimap", {}, "your own trimap (0/128/255 image, or .npy): skips segmentation",
           file=True),
     *trimap_fields(),
@@ -142,6 +144,7 @@ def matte_endpoint():
     fmt = output_format(values)
     alpha_bits = _int(values, "alpha_bits", 8, choices=(8, 16))
     max_people = _int(values, "max_people", None, minimum=1)
+    people = parse_selection(values.get("people"))
     trimap_options = TrimapParams.parse(values)
     image_bytes = _image_bytes(values)
     image = decode_image(image_bytes, current_app.config["MAX_PIXELS"])
@@ -151,7 +154,8 @@ def matte_endpoint():
         user_trimap = decode_trimap(user_trimap, image.shape[:2], current_app.config["MAX_PIXELS"])
     timer.lap("decode")
     result = _pipeline().run(image, trimap=user_trimap, encoded=image_bytes,
-                             trimap_options=trimap_options, max_people=max_people)
+                             trimap_options=trimap_options, max_people=max_people,
+                             people=people)
     timer.record(result.timings)
     if output_type == "alpha" and fmt == "npy":
         out = result.alpha
@@ -161,8 +165,7 @@ def matte_endpoint():
     response = image_response(out, fmt)
     timer.lap("encode")
     response.headers["X-Person-Found"] = str(result.person_found).lower()
-    response.headers["X-People"] = json.dumps([p.as_dict() for p in result.people],
-                                              separators=(",", ":"))
+    response.headers["X-People"] = people_header(result.people)
     response.headers["X-Matting-Backend"] = _pipeline().matter.name
     response.headers["Server-Timing"] = timer.header()
     return response

@@ -21,6 +21,7 @@ from flask import has_request_context
 
 from core.errors import UserError
 from core.images import encode_image
+from core.people import EVERYONE, Selection
 from core.pipeline import Segmentation, empty_trimap
 from core.temporal import VideoState
 from service_common.admission import seconds_left
@@ -67,7 +68,7 @@ class RemotePersonSource:
 
     def segment(self, image: np.ndarray, *, encoded: bytes | None = None,
                 trimap: Mapping[str, Any] | None = None, max_people: int | None = None,
-                state: VideoState | None = None) -> Segmentation:
+                people: Selection = EVERYONE, state: VideoState | None = None) -> Segmentation:
         """See :meth:`core.pipeline.PersonSource.segment`.
 
         Inside a request of the matting service its request id is forwarded, so both
@@ -87,6 +88,8 @@ class RemotePersonSource:
         query = {**(trimap or {}), "format": "npz"}
         if max_people is not None:
             query["max_people"] = max_people
+        if not people.everyone:
+            query["people"] = people.as_param()
         headers = {"Content-Type": "application/octet-stream", **self._auth}
         if has_request_context():
             headers[REQUEST_ID_HEADER] = request_id()

@@ -20,13 +20,14 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from core.errors import NoPersonError, ParameterError
 from core.images import to_uint8
+from core.people import parse_selection
 from core.pipeline import LocalPersonSource
 from core.segmenters import create_segmenter
 from core.trimap import TrimapParams, to_two_channel
 from service_common.admission import admitted
 from service_common.app import new_app, serving_facts
 from service_common.config import backend_options, trimap_config
-from service_common.openapi import Field, Operation, error_responses, trimap_fields
+from service_common.openapi import PEOPLE, Field, Operation, error_responses, trimap_fields
 from service_common.settings import SEGMENTATION_SETTINGS as SETTINGS
 from service_common.timing import StageTimer
 from service_common.wire import (
@@ -38,6 +39,7 @@ from service_common.wire import (
     json_image,
     output_format,
     params,
+    people_header,
     read_image,
 )
 
@@ -50,7 +52,7 @@ bp = Blueprint("segmentation", __name__)
 IMAGE = Field("image", {}, "the photo (a file part, or the raw request body)", file=True)
 MAX_PEOPLE = Field("max_people", {"type": "integer", "minimum": 1},
                    "keep at most this many people (the most prominent)")
-TRIMAP_FIELDS = [IMAGE, *trimap_fields(), MAX_PEOPLE,
+TRIMAP_FIELDS = [IMAGE, *trimap_fields(), MAX_PEOPLE, PEOPLE,
                  Field("format", {"type": "string", "enum": ["png", "jpeg", "jpg", "webp", "npy",
                                                              "npz"]},
                        "png/...: the trimap as an image; npy: as an array; npz: trimap, soft "
@@ -109,13 +111,19 @@ def trimap_endpoint():
     trimap_options = TrimapParams.parse(values)
     _source().params_for(trimap_options)  # a bad field is a 400 before any work is done
     max_people = _max_people(values)
+    people = parse_selection(values.get("people"))
     image = read_image()
     timer.lap("decode")
-    segmentation = _source().segment(image, trimap=trimap_options, max_people=max_people)
+    segmentation = _source().segment(image, trimap=trimap_options, max_people=max_people,
+                                     people=people)
     timer.record(segmentation.timings)
     if not segmentation.person_found:
+        if segmentation.people and not people.everyone:
+            raise NoPersonError(f"people={values.get('people')} kept nobody of the "
+                                f"{len(segmentation.people)} found")
         raise NoPersonError("no person found in the image")
-    headers = {"X-Person-Found": "true", "X-People-Count": str(len(segmentation.people))}
+    headers = {"X-Person-Found": "true", "X-People-Count": str(len(segmentation.people)),
+               "X-People": people_header(segmentation.people)}
     if fmt == "npz":
         return _timed_response(Response(encode_segmentation(segmentation), mimetype=NPZ_MIMETYPE),
                                timer, headers)

@@ -45,6 +45,13 @@ def trimap_fields() -> list[Field]:
     return out
 
 
+PEOPLE = Field("people", {"type": "string", "pattern": r"^\s*([Aa][Ll][Ll]|[Ll][Aa][Rr][Gg][Ee][Ss][Tt]|"
+                                                     r"[0-9]+|(index|indices|at):[0-9,]+)?\s*$"},
+               "which people to keep: all (default), largest, N (the N largest), "
+               "index:I,J (places in the X-People list, 0 = largest) or at:X,Y (the person "
+               "under a point)")
+
+
 @dataclass(frozen=True)
 class Operation:
     """One endpoint: what it takes and what it answers (``status -> (media types, what)``)."""

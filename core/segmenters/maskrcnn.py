@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ParameterError
+from core.people import People
 from core.segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -283,15 +284,19 @@ class MaskRCNNSegmenter(Segmenter):
         Returns:
             ``float32`` ``H x W`` in ``[0, 1]``; zeros when nobody is found.
         """
+        return self.find_people(image, max_people=max_people).mask
+
+    def find_people(self, image: np.ndarray, *, max_people: int | None = None) -> People:
+        """Every person detection above the threshold as an instance (the original's soft
+        mask is their summed probabilities, clipped to ``[0, 1]``)."""
         limit = self.max_people if max_people is None else self._check_max_people(max_people)
         scores, masks = self.detect(image)
         if limit is not None:
-            masks = masks[:limit]
-        log.debug("Mask R-CNN: %d people above %.2f, using %d", len(scores),
-                  self.score_threshold, len(masks))
+            scores, masks = scores[:limit], masks[:limit]
+        log.debug("Mask R-CNN: %d people above %.2f", len(masks), self.score_threshold)
         if len(masks) == 0:
-            return np.zeros(image.shape[:2], np.float32)
-        return np.clip(masks.sum(axis=0), 0.0, 1.0).astype(np.float32)
+            return People(np.zeros(image.shape[:2], np.float32))
+        return People.from_instances(masks, scores)
 
     def describe(self) -> dict:
         return {"name": self.name, "variant": self.variant, "weights": str(self.weights_path),

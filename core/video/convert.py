@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ParameterError
+from core.people import EVERYONE, Selection, parse_selection
 from core.pipeline import Pipeline, render
 from core.runtime import reuse_freed_memory
 from core.temporal import VideoState
@@ -201,16 +202,18 @@ def video_pipeline(segmenter="mediapipe", matter="guided-filter", segmenter_mode
 
 
 def frame_function(pipeline: Pipeline, state: VideoState | None, output_type: str,
-                   background: BackgroundSource | None) -> Callable[[tuple], tuple]:
+                   background: BackgroundSource | None,
+                   people: Selection = EVERYONE) -> Callable[[tuple], tuple]:
     """The per-frame step: ``(frame, background or None) -> (output image, pts)``.
 
     The output is ``uint8``: composite RGB ``H x W x 3``; transparent / png RGBA
     ``H x W x 4`` (straight alpha); alpha ``H x W``. A frame with nobody in it shows the
-    background (``composite``) or is fully transparent.
+    background (``composite``) or is fully transparent. ``people`` picks whom to keep in
+    every frame (:mod:`core.people`; ``index:`` counts from the largest in each frame).
     """
     def process(item: tuple[Frame, np.ndarray | None]) -> tuple[np.ndarray, int]:
         frame, bg = item
-        result = pipeline.run(frame.image, state=state)
+        result = pipeline.run(frame.image, state=state, people=people)
         if output_type == "composite":
             if bg is None:
                 bg = background.frame_at(frame.time, result.image)
@@ -246,7 +249,8 @@ def _close_quietly(*resources) -> None:
 def convert_video(foreground_path, background="#00ff00", output=None, *,
                   pipeline: Pipeline | None = None, segmenter="mediapipe",
                   matter="guided-filter", segmenter_mode: str = "fast",
-                  trimap: Mapping[str, Any] | None = None, progress: bool = True,
+                  trimap: Mapping[str, Any] | None = None, people="all",
+                  progress: bool = True,
                   queue_size: int = 8,
                   on_frame: Callable[[int, np.ndarray], None] | None = None,
                   **options) -> ConvertResult:
@@ -260,6 +264,7 @@ def convert_video(foreground_path, background="#00ff00", output=None, *,
         output: file (``.mp4`` ...) or folder (``png``); default next to the foreground.
         pipeline: the :class:`~core.pipeline.Pipeline` to use; default
             :func:`video_pipeline` (``segmenter``, ``matter``, ``segmenter_mode``, ``trimap``).
+        people: which people to keep (``people=`` forms, :mod:`core.people`).
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
         on_frame: called as ``on_frame(index, output_frame)`` after each frame is
             processed (previews, progress in a UI); may raise to stop.
@@ -274,6 +279,7 @@ def convert_video(foreground_path, background="#00ff00", output=None, *,
         Any error of a stage (reading, a backend, writing), after the others stopped.
     """
     opts = VideoOptions(**options)
+    selection = parse_selection(people) if isinstance(people, str) else people
     foreground_path = str(foreground_path)
     target = plan(foreground_path, output, opts)
     if pipeline is None:
@@ -322,7 +328,8 @@ def convert_video(foreground_path, background="#00ff00", output=None, *,
     started = time.perf_counter()
     try:
         stages = run_stages(_read_with_background(reader, bg_source),
-                            frame_function(pipeline, state, opts.output_type, bg_source),
+                            frame_function(pipeline, state, opts.output_type, bg_source,
+                                           selection),
                             lambda out: writer.write(*out), queue_size=queue_size,
                             on_processed=processed)
     except BaseException:
