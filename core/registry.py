@@ -27,6 +27,7 @@ class Backend:
     and facts for ``/health`` and logs. Segmenters and matters derive from it."""
 
     name = "base"
+    licence = ""  # the terms of the backend's models, shown in /health and the docs
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -36,7 +37,7 @@ class Backend:
 
     def describe(self) -> dict:
         """Facts for ``/health`` and logs."""
-        return {"name": self.name}
+        return {"name": self.name, "licence": self.licence}
 
 
 def load_class(spec: str):

@@ -204,6 +204,7 @@ class FBAMatter(Matter):
     """
 
     name = "fba"
+    licence = "FBA.pth: non-commercial use only (Adobe Deep Image Matting data); code MIT"
 
     @classmethod
     def is_available(cls, weights_path=None, models_dir=None,
@@ -289,5 +290,5 @@ class FBAMatter(Matter):
         return alpha, fg
 
     def describe(self) -> dict:
-        return {"name": self.name, "weights": str(self.weights_path),
+        return {**super().describe(), "weights": str(self.weights_path),
                 "device": str(self.device), "half": self.half, "max_size": self.max_size}

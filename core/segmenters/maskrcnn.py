@@ -189,6 +189,7 @@ class MaskRCNNSegmenter(Segmenter):
     """
 
     name = "maskrcnn"
+    licence = "torchvision weights (BSD-3-Clause code), trained on COCO: COCO's terms apply"
 
     @classmethod
     def is_available(cls, variant="v1", weights_path=None, models_dir=None,
@@ -299,7 +300,7 @@ class MaskRCNNSegmenter(Segmenter):
         return People.from_instances(masks, scores)
 
     def describe(self) -> dict:
-        return {"name": self.name, "variant": self.variant, "weights": str(self.weights_path),
+        return {**super().describe(), "variant": self.variant, "weights": str(self.weights_path),
                 "device": str(self.device), "half": self.half,
                 "score_threshold": self.score_threshold,
                 "inference_size": self.inference_size, "max_people": self.max_people,
