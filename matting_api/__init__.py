@@ -26,6 +26,7 @@ from core.matters import create_matter
 from core.people import parse_selection
 from core.pipeline import OUTPUT_TYPES, Pipeline, render
 from core.trimap import TrimapParams, decode_trimap
+from matting_api import web
 from matting_api.segmentation_client import RemotePersonSource
 from service_common.admission import admitted, seconds_left
 from service_common.app import new_app, serving_facts
@@ -69,6 +70,8 @@ MATTE_FIELDS = [
     *trimap_fields(),
 ]
 OPERATIONS = [
+    Operation("/", "GET", "The web page: drop a photo or a video, pick a background, compare, "
+              "download", open=True, responses={200: (("text/html",), "HTML page")}),
     Operation("/matte", "POST", "The photo's people, rendered as asked", MATTE_FIELDS,
               raw_image=True,
               responses={200: (("image/png", "image/jpeg", "image/webp", "application/x-npy"),
@@ -244,4 +247,5 @@ def create_app(config: dict | None = None) -> Flask:
     log.info("matting service ready: backend %s, segmentation at %s",
              matter.describe(), app.config["SEGMENTATION_URL"])
     app.register_blueprint(bp)
+    app.register_blueprint(web.bp)
     return app
