@@ -26,13 +26,13 @@ around 2000 px). ``None`` or 0 always runs at full size.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.matters import Matter
+from core.registry import ModelCache
 from core.trimap import (
     BACKGROUND,
     FOREGROUND,
@@ -48,8 +48,7 @@ DEFAULT_MAX_SIZE = {"cpu": 1280, "cuda": 2048}
 TRIMAP_SCALE = 320  # the ``L`` of the distance encoding: sigmas 0.02 L, 0.08 L, 0.16 L
 SIGMAS = tuple(f * TRIMAP_SCALE for f in (0.02, 0.08, 0.16))
 
-_NETS: dict = {}
-_NETS_LOCK = threading.Lock()
+_NETS = ModelCache()
 
 
 def encode_trimap(trimap2: np.ndarray) -> np.ndarray:
@@ -170,22 +169,14 @@ def get_net(path: Path, device: str, half: bool = False):
     """The network for ``path`` on ``device``, loaded once per process and then shared."""
     from core.matters.fba_net import load_fba
 
-    key = (str(Path(path).resolve()), str(device), bool(half))
-    with _NETS_LOCK:
-        net = _NETS.get(key)
-        if net is None:
-            net = load_fba(path, device)
-            if half:
-                net = net.half()
-            _NETS[key] = net
-    return net
+    def load():
+        net = load_fba(path, device)
+        return net.half() if half else net
+
+    return _NETS.get((str(Path(path).resolve()), str(device), bool(half)), load)
 
 
-def clear_cache() -> None:
-    """Forget the shared networks (:func:`get_net`), so their memory can be freed once no
-    matter holds them; for tools that load one setting after another and measure memory."""
-    with _NETS_LOCK:
-        _NETS.clear()
+clear_cache = _NETS.clear
 
 
 class FBAMatter(Matter):

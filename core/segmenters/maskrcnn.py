@@ -27,6 +27,7 @@ import numpy as np
 
 from core.errors import ParameterError
 from core.people import People
+from core.registry import ModelCache
 from core.segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,7 @@ DEFAULT_INFERENCE_SIZE = 480
 MAX_SIZE_RATIO = 1333 / 800
 DEFAULT_PROPOSALS = 1000  # torchvision's rpn_post_nms_top_n_test
 
-_MODELS: dict = {}
-_MODELS_LOCK = threading.Lock()
+_MODELS = ModelCache()
 
 
 def _record(variant: str):
@@ -147,22 +147,18 @@ def get_model(variant: str, path, device, half: bool = False, **config):
     """The model for (variant, file, device, half, configuration), loaded once per process
     and shared, with a lock that serialises its calls (torch releases the GIL; one inference
     at a time keeps memory bounded)."""
+    def load():
+        model = load_model(variant, path, device, **config)
+        if half:
+            model.backbone = half_backbone(model.backbone, str(device).split(":")[0])
+        return model, threading.Lock()
+
     key = (variant, str(Path(path).resolve()), str(device), bool(half),
            tuple(sorted(config.items())))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            model = load_model(variant, path, device, **config)
-            if half:
-                model.backbone = half_backbone(model.backbone, str(device).split(":")[0])
-            _MODELS[key] = (model, threading.Lock())
-        return _MODELS[key]
+    return _MODELS.get(key, load)
 
 
-def clear_cache() -> None:
-    """Forget the shared models (:func:`get_model`), so their memory can be freed once no
-    segmenter holds them; for tools that load one setting after another and measure memory."""
-    with _MODELS_LOCK:
-        _MODELS.clear()
+clear_cache = _MODELS.clear
 
 
 class MaskRCNNSegmenter(Segmenter):
