@@ -33,6 +33,20 @@ def reuse_freed_memory() -> bool:
     return ok
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (``M_ARENA_MAX``). Each thread that allocates may get an
+    arena of its own, and each keeps the memory it freed (up to the trim threshold set by
+    :func:`reuse_freed_memory`): a server worker with a dozen threads would then hold a
+    dozen heaps' peaks. Two arenas keep a worker's memory at about one request's peak.
+    A no-op returning ``False`` where there is no glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_arena_max = -8
+        return bool(libc.mallopt(m_arena_max, int(arenas)))
+    except (OSError, AttributeError):
+        return False
+
+
 def limit_threads(threads: int) -> None:
     """Size every compute thread pool of this process to ``threads``: BLAS and OpenMP
     (through threadpoolctl), numba (pymatting's parallel loops), torch and OpenCV, and the

@@ -65,9 +65,10 @@ class ServiceApplication(BaseApplication):
 
 def _post_fork(threads: int):
     def hook(server, worker):
-        from core.runtime import limit_threads
+        from core.runtime import limit_malloc_arenas, limit_threads
 
         limit_threads(threads)
+        limit_malloc_arenas()
     return hook
 
 
