@@ -35,7 +35,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 300.0) -> None:
     """Poll ``url/health`` until it answers 200; fail fast if the process dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 from flask import Blueprint, Flask, current_app, jsonify
 
 from core.compositing import DEFAULT_BACKGROUND, FIT_MODES
@@ -208,18 +207,6 @@ def health():
                     **serving_facts(current_app)})
 
 
-def _warm_up(matter) -> None:
-    """Matte a tiny synthetic image so the first request does not pay for JIT compilation."""
-    started = time.perf_counter()
-    image = np.zeros((32, 32, 3), np.float32)
-    image[8:24, 8:24] = 1.0
-    trimap = np.zeros((32, 32), np.uint8)
-    trimap[6:26, 6:26] = 128
-    trimap[12:20, 12:20] = 255
-    matter.matte(image, trimap)
-    log.info("matting backend warmed up in %.1f s", time.perf_counter() - started)
-
-
 def create_app(config: dict | None = None) -> Flask:
     """Application factory.
 
@@ -236,7 +223,9 @@ def create_app(config: dict | None = None) -> Flask:
     matter = app.config.get("MATTER") or create_matter(
         app.config["BACKEND"], backend_options(SETTINGS, app.config))
     if app.config["WARMUP"]:
-        _warm_up(matter)
+        started = time.perf_counter()
+        matter.warm_up()
+        log.info("matting backend warmed up in %.1f s", time.perf_counter() - started)
     source = RemotePersonSource(app.config["SEGMENTATION_URL"], app.config["SEGMENTATION_TIMEOUT"],
                                 api_key=app.config["SEGMENTATION_API_KEY"] or None)
     try:

@@ -121,6 +121,9 @@ def serve(factory, config: dict) -> None:
         "post_fork": _post_fork(threads),
         "child_exit": _child_exit,
         "proc_name": create_app_name(factory),
+        # gunicorn's control socket lives at one path per user: several servers on one
+        # machine (both services, tests) would take it from each other.
+        "control_socket_disable": True,
     }
     # One admission for the whole service, in shared memory, made before the fork: a slot
     # per worker, and a queue of QUEUE requests whichever worker took them.
