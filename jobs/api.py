@@ -28,7 +28,7 @@ from core.video.errors import VideoError
 from core.video.reader import IMAGE_SUFFIXES, VIDEO_SUFFIXES, probe
 from jobs.params import FIELDS, FILE_FIELDS, parse
 from jobs.store import ACTIVE, CANCELLED, JobStore, QueueUnavailable, new_job_id
-from service_common.errors import APIError
+from service_common.errors import APIError, ServiceUnavailable
 from service_common.openapi import Field, Operation, error_responses
 from service_common.wire import check_params, params
 
@@ -58,18 +58,28 @@ MAX_UNPACKED_RATIO = 20
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
 
 
+_MISSING = ("jobs need the celery and redis packages, which are not installed here: "
+            "pip install 'people-matting[jobs]'")
+
+
 def _store() -> JobStore:
     store = current_app.extensions.get("job_store")
     if store is None:
-        store = current_app.extensions["job_store"] = JobStore.from_config(current_app.config)
+        try:
+            store = JobStore.from_config(current_app.config)
+        except ImportError:
+            raise ServiceUnavailable(_MISSING, "jobs_not_installed") from None
+        current_app.extensions["job_store"] = store
     return store
 
 
 def _celery():
     app = current_app.extensions.get("job_queue")
     if app is None:
-        from jobs.queue import make_celery
-
+        try:
+            from jobs.queue import make_celery
+        except ImportError:
+            raise ServiceUnavailable(_MISSING, "jobs_not_installed") from None
         app = current_app.extensions["job_queue"] = make_celery(current_app.config)
     return app
 
@@ -126,7 +136,9 @@ def _check_background(path: Path, kind: str) -> None:
 @bp.post("/jobs")
 def submit():
     values = params()
-    check_params(values, {f.name for f in FIELDS if not f.file}, file_fields=FILE_FIELDS)
+    # background may be text (a colour) or a file; the uploads may only be files.
+    check_params(values, {f.name for f in FIELDS if not f.file} | {"background"},
+                 file_fields=("video", "photos"))
     unknown = sorted(set(request.files) - set(FILE_FIELDS))
     if unknown:
         raise ParameterError(f"unknown file field(s) {unknown}; valid: {list(FILE_FIELDS)}",
@@ -248,6 +260,8 @@ def health_facts(app) -> dict:
         return {"queue": "reachable", "redis": store.url, **store.queue_facts()}
     except QueueUnavailable:
         return {"queue": "unreachable", "redis": app.config["JOBS_REDIS_URL"]}
+    except ImportError:
+        return {"queue": "not installed (pip install 'people-matting[jobs]')"}
 
 
 def init_app(app) -> None:
