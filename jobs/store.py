@@ -10,6 +10,7 @@ Redis keys (``pm:`` prefix):
 - ``pm:job:<id>:done``: the chunks finished (a set: finishing twice counts once);
 - ``pm:job:<id>:attempts``: how often each task was started (workers dying under it);
 - ``pm:job:<id>:workers``: which worker did each chunk;
+- ``pm:job:<id>:seconds``: how long each chunk's work took;
 - ``pm:jobs``: every job id, scored by creation time (for the sweep);
 - ``pm:worker:<name>``: a worker's heartbeat (expires when it stops beating).
 
@@ -40,7 +41,7 @@ FINISHED = (DONE, FAILED, CANCELLED)
 STATES = ACTIVE + FINISHED
 RECORD_FIELDS = ("id", "kind", "state", "created", "started", "finished", "expires", "error",
                  "frames_total", "chunks", "params", "upload_name", "input", "result",
-                 "download_name", "media_type", "failed_items")
+                 "download_name", "media_type", "failed_items", "join_seconds")
 PREFIX = "pm:"
 QUEUE_NAME = "people-matting-jobs"
 HEARTBEAT_SECONDS = 10.0
@@ -209,13 +210,22 @@ class JobStore:
         pipe.hset(self.key(job_id, "progress"), str(chunk), 0)
         return int(self._call(pipe.execute)[0])
 
-    def chunk_finished(self, job_id: str, chunk: int, frames: int) -> int:
-        """Mark ``chunk`` done (idempotent); returns the number of chunks done."""
+    def chunk_finished(self, job_id: str, chunk: int, frames: int,
+                       seconds: float | None = None) -> int:
+        """Mark ``chunk`` done (idempotent), with the ``seconds`` its work took; returns the
+        number of chunks done."""
         pipe = self.redis.pipeline()
         pipe.hset(self.key(job_id, "progress"), str(chunk), int(frames))
+        if seconds is not None:
+            pipe.hset(self.key(job_id, "seconds"), str(chunk), repr(float(seconds)))
         pipe.sadd(self.key(job_id, "done"), str(chunk))
         pipe.scard(self.key(job_id, "done"))
-        return int(self._call(pipe.execute)[2])
+        return int(self._call(pipe.execute)[-1])
+
+    def chunk_seconds(self, job_id: str) -> dict[int, float]:
+        """Seconds each finished chunk's work took (benchmarks: where the time went)."""
+        return {int(k): float(v) for k, v in
+                self._call(self.redis.hgetall, self.key(job_id, "seconds")).items()}
 
     def frames_done(self, job_id: str) -> int:
         values = self._call(self.redis.hvals, self.key(job_id, "progress"))
@@ -270,7 +280,8 @@ class JobStore:
     # -- removal
     def delete(self, job_id: str) -> None:
         """Remove a job's record and folder."""
-        keys = [self.key(job_id, part) for part in ("", "progress", "done", "attempts", "workers")]
+        keys = [self.key(job_id, part)
+                for part in ("", "progress", "done", "attempts", "workers", "seconds")]
         pipe = self.redis.pipeline()
         pipe.delete(*keys)
         pipe.zrem(PREFIX + "jobs", job_id)

@@ -118,6 +118,17 @@ def _params(record: dict) -> JobParams:
     return JobParams.from_dict(json.loads(record["params"]))
 
 
+def _folder(ctx: Context, job_id: str) -> Path:
+    """The job's folder, which this worker must see (a worker on another machine with a
+    JOBS_DIR that is not the shared folder would otherwise fail on a missing file)."""
+    folder = ctx.store.folder_of(job_id)
+    if not folder.is_dir():
+        raise RuntimeError(f"worker {ctx.worker} cannot see the job's folder {folder}: JOBS_DIR "
+                           "must be one folder shared by the service and every worker (NFS, "
+                           "SMB...), at the same path on each machine")
+    return folder
+
+
 def _replace_into_place(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final``; if another run of the same step got there first, keep
     theirs (same content) and drop ours."""
@@ -180,7 +191,7 @@ def plan(ctx: Context, job_id: str) -> dict:
     if record["state"] not in ACTIVE:
         raise JobCancelled(job_id)
     params = _params(record)
-    folder = store.folder_of(job_id)
+    folder = _folder(ctx, job_id)
     source = folder / record["input"]
     if params.kind == "video":
         stamps = frame_timestamps(source)
@@ -217,8 +228,9 @@ def _load_plan(folder: Path) -> dict:
     return json.loads((folder / "plan.json").read_text())
 
 
-def _chunk_done(ctx: Context, job_id: str, index: int, frames: int, count: int) -> None:
-    if ctx.store.chunk_finished(job_id, index, frames) >= count:
+def _chunk_done(ctx: Context, job_id: str, index: int, frames: int, count: int,
+                seconds: float | None = None) -> None:
+    if ctx.store.chunk_finished(job_id, index, frames, seconds) >= count:
         ctx.enqueue("jobs.join", [job_id])
 
 
@@ -238,7 +250,7 @@ def run_chunk(ctx: Context, job_id: str, index: int) -> dict:
     if record["state"] not in ACTIVE:
         raise JobCancelled(job_id)
     params = _params(record)
-    folder = store.folder_of(job_id)
+    folder = _folder(ctx, job_id)
     data = _load_plan(folder)
     start, stop, warmup = data["chunks"][index]
     chunk = Chunk(index, start, stop, warmup)
@@ -264,7 +276,7 @@ def run_chunk(ctx: Context, job_id: str, index: int) -> dict:
         _replace_into_place(tmp, final)
         result.path = str(final)
         _write_json(done_file, result.__dict__)
-    _chunk_done(ctx, job_id, index, result.frames, len(data["chunks"]))
+    _chunk_done(ctx, job_id, index, result.frames, len(data["chunks"]), result.seconds)
     return {"chunk": index, "frames": result.frames, "seconds": round(result.seconds, 2)}
 
 
@@ -311,7 +323,7 @@ def run_photos(ctx: Context, job_id: str, index: int) -> dict:
     if record["state"] not in ACTIVE:
         raise JobCancelled(job_id)
     params = _params(record)
-    folder = store.folder_of(job_id)
+    folder = _folder(ctx, job_id)
     data = _load_plan(folder)
     start, stop = data["chunks"][index]
     final = folder / "chunks" / f"{index:05d}"
@@ -365,8 +377,9 @@ def join(ctx: Context, job_id: str) -> dict:
     if not store.transition(job_id, (RUNNING, JOINING), JOINING):
         raise JobCancelled(job_id)
     params = _params(record)
-    folder = store.folder_of(job_id)
+    folder = _folder(ctx, job_id)
     data = _load_plan(folder)
+    started = time.perf_counter()
     result_name = "result" + params.suffix
     tmp = folder / f".result.{uuid.uuid4().hex[:8]}{params.suffix}"
     failed: list[dict] = []
@@ -401,7 +414,7 @@ def join(ctx: Context, job_id: str) -> dict:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, folder / result_name)
-    fields = {"result": result_name}
+    fields = {"result": result_name, "join_seconds": round(time.perf_counter() - started, 3)}
     if failed:
         fields["failed_items"] = failed
     if store.transition(job_id, (JOINING,), DONE, **fields):

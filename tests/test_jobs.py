@@ -320,6 +320,16 @@ def test_a_zip_of_photos(stack, tmp_path):
         assert json.loads(archive.read("errors.json"))[0]["name"] == "broken.jpg"
 
 
+def test_a_failing_job_says_why(stack, clips):
+    """A request the engine refuses only once it runs (the video default, MediaPipe's fast
+    mode, cannot tell people apart) fails the job with the engine's message."""
+    job_id = stack.submit(clips["short"], max_people="1").json()["id"]
+    final, _ = stack.wait(job_id)
+    assert final["state"] == "failed" and "max_people" in final["error"], final
+    result = requests.get(f"{stack.url}/jobs/{job_id}/result", timeout=10)
+    assert result.status_code == 409 and "max_people" in result.json()["error"]
+
+
 def test_bad_uploads_are_4xx_json(stack, clips, tmp_path):
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00" * 5000)

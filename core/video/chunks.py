@@ -230,8 +230,9 @@ def convert_chunk(foreground, output, chunk: Chunk, timestamps: Timestamps, *,
     format, without audio; a folder of PNGs named by frame index for ``png``).
 
     Frames ``[chunk.warmup, chunk.start)`` go through the pipeline (settling the video's
-    state) and are dropped; frames ``[chunk.start, chunk.stop)`` are written, their
-    timestamps counted from the chunk's first frame (:func:`join_chunks` puts them back).
+    state) and are dropped; frames ``[chunk.start, chunk.stop)`` are written with their
+    timestamps in the whole video (a muxer may still start the file at 0:
+    :func:`join_chunks` puts the chunk back where its first frame belongs).
 
     Args:
         foreground: the whole video.
@@ -265,7 +266,6 @@ def convert_chunk(foreground, output, chunk: Chunk, timestamps: Timestamps, *,
                          size=target.size if target.size != target.info.size else None,
                          fit=opts.fit)
     info = target.info
-    offset = first_kept - info.start_pts  # the chunk's first written frame, reader units
     try:
         if target.encoder is None:
             writer = _IndexedPngWriter(Path(output))
@@ -300,7 +300,9 @@ def convert_chunk(foreground, output, chunk: Chunk, timestamps: Timestamps, *,
         if target.encoder is None:
             writer.write(image, index)
         else:
-            writer.write(image, frame_pts - offset)
+            # The frame's own timestamp (not counted from the chunk): containers that round
+            # timestamps (Matroska, WebM: milliseconds) round it as the whole video would.
+            writer.write(image, frame_pts)
         kept["first"] = frame_pts if kept["first"] is None else kept["first"]
         kept["last"] = frame_pts
         if on_frame is not None:
@@ -331,6 +333,37 @@ class JoinResult:
     audio: str | None
 
 
+# Output suffix -> FFmpeg muxer (and AudioCopier's container name), as core.video.writers.
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+
+
+def _with_dts(packets, step: int):
+    """A chunk's packets (flush packets dropped), each with a decoding timestamp.
+
+    Matroska and WebM store presentation times only: FFmpeg leaves the decoding time of
+    the first packets unset while the decoder's reordering delay fills (H.264 with
+    B-frames). They are put back here, one frame apart, before the first known one, as
+    MP4 stores them; with none known at all (intra-only codecs), decoding time is
+    presentation time."""
+    pending = []
+    for packet in packets:
+        if packet.size == 0 and packet.pts is None:
+            continue
+        if packet.pts is None:
+            raise VideoError("a chunk packet without a timestamp")
+        if packet.dts is None:
+            pending.append(packet)
+            continue
+        for k, held in enumerate(pending):
+            held.dts = min(held.pts, packet.dts - (len(pending) - k) * step)
+        yield from pending
+        pending = []
+        yield packet
+    for held in pending:  # no decoding time anywhere
+        held.dts = held.pts
+        yield held
+
+
 def _codec_parameters(stream) -> tuple:
     ctx = stream.codec_context
     return (ctx.name, ctx.width, ctx.height, getattr(ctx, "pix_fmt", None),
@@ -341,9 +374,10 @@ def join_chunks(chunks: list[tuple[str, ChunkResult]], output, *, source,
                 audio: bool = True) -> JoinResult:
     """Join chunk files (in order) into ``output``, with the source's audio.
 
-    Packets are remuxed as they are, each chunk's timestamps moved back to where its frames
-    lie in the source (``ChunkResult.first_pts``), so the output has the source's
-    timestamps, like :func:`core.video.convert_video`'s. The first audio stream of
+    Packets are remuxed as they are, each chunk placed where its first frame lies in the
+    source (``ChunkResult.first_pts``), so the output has the source's timestamps, like
+    :func:`core.video.convert_video`'s; decoding timestamps must increase across the joins
+    (they do for chunks from :func:`convert_chunk`: each starts with a key frame). The first audio stream of
     ``source`` is copied once over the whole (remuxed or transcoded as the container
     needs, its offset from the picture kept, cut at the video's end).
 
@@ -356,7 +390,8 @@ def join_chunks(chunks: list[tuple[str, ChunkResult]], output, *, source,
         source: the original video (its audio, its timeline).
         audio: copy the source's audio when it has any.
     Raises:
-        VideoError: no chunks, or chunks whose codec parameters differ.
+        VideoError: no chunks, chunks whose codec parameters differ or that overlap in
+            time, or an output suffix other than .mp4, .m4v, .mov, .mkv, .webm.
     """
     if not chunks:
         raise VideoError("nothing to join")
@@ -367,7 +402,11 @@ def join_chunks(chunks: list[tuple[str, ChunkResult]], output, *, source,
     import av
 
     output = str(output)
+    fmt = _MUXERS.get(Path(output).suffix.lower())
+    if fmt is None:
+        raise VideoError(f"cannot join into {output}: use .mp4, .mov, .mkv or .webm")
     inputs = [av.open(path) for path, _ in chunks]
+    copier = None
     try:
         streams = [c.streams.video[0] for c in inputs]
         reference = _codec_parameters(streams[0])
@@ -375,32 +414,31 @@ def join_chunks(chunks: list[tuple[str, ChunkResult]], output, *, source,
             if _codec_parameters(stream) != reference:
                 raise VideoError(f"chunk {path} was encoded differently from the first "
                                  f"({_codec_parameters(stream)[:4]} vs {reference[:4]})")
-        fmt = inputs[0].format.name.split(",")[0]
-        fmt = {"mov": "mp4"}.get(fmt, fmt) if output.lower().endswith((".mp4", ".m4v")) else fmt
-        if output.lower().endswith(".mov"):
-            fmt = "mov"
         out = av.open(output, "w", format=fmt)
         try:
             out_stream = out.add_stream_from_template(streams[0])
             out_stream.time_base = streams[0].time_base
-            copier = None
             if audio_source is not None:
-                copier = AudioCopier(audio_source, out, {"matroska": "matroska"}.get(fmt, fmt),
-                                     info.start_time)
-            frames, end = 0, 0.0
-            step = Fraction(1) / info.fps
+                copier = AudioCopier(audio_source, out, fmt, info.start_time)
+            frames, end, last_dts = 0, 0.0, None
             for (path, result), container, stream in zip(chunks, inputs, streams):
                 tb = stream.time_base
-                shift = int(round(Fraction(result.first_pts) * info.time_base / tb))  # noqa: RUF046
-                for packet in container.demux(stream):
-                    if packet.size == 0 and packet.pts is None:
-                        continue
-                    if packet.pts is not None:
-                        packet.pts += shift
-                        end = max(end, float((packet.pts * tb) + step))
-                    if packet.dts is not None:
-                        packet.dts += shift
-                    if copier is not None and packet.dts is not None:
+                step = max(1, int(round(1 / (info.fps * tb))))  # noqa: RUF046 (a frame, in tb)
+                # Where the chunk's first frame belongs; a muxer may have moved the chunk's
+                # timeline to start at 0 (the first packet is the key frame, shown first).
+                target = int(round(Fraction(result.first_pts) * info.time_base / tb))  # noqa: RUF046
+                shift = None
+                for packet in _with_dts(container.demux(stream), step):
+                    if shift is None:
+                        shift = target - packet.pts
+                    packet.pts += shift
+                    packet.dts += shift
+                    if last_dts is not None and packet.dts <= last_dts:
+                        raise VideoError(f"chunk {path} overlaps the one before it "
+                                         f"(decoding time {packet.dts} after {last_dts})")
+                    last_dts = packet.dts
+                    end = max(end, float((packet.pts + step) * tb))
+                    if copier is not None:
                         copier.write_until(float(packet.dts * tb))
                     packet.stream = out_stream
                     out.mux(packet)
