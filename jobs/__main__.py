@@ -22,6 +22,7 @@ def main(argv=None) -> int:
         argv, extra = argv[:cut], argv[cut + 1:]
     parser = build_parser("A jobs worker: takes video and photo jobs from the queue "
                           "(Celery on Redis) and does them.", WORKER_SETTINGS)
+    parser.prog = "python -m jobs"
     parser.add_argument("command", choices=["worker"], help="what to run")
     args = parser.parse_args(argv)
     config = load_config(WORKER_SETTINGS, args=args)  # checks everything before starting

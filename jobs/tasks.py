@@ -14,9 +14,11 @@ import threading
 import time
 
 from celery import signals
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 
 from jobs import work
-from jobs.store import ACTIVE, HEARTBEAT_SECONDS, JobStore
+from jobs.store import ACTIVE, HEARTBEAT_SECONDS, JobStore, QueueUnavailable
 from jobs.worker import CONFIG, app
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,12 @@ def _run(task, step, job_id: str, *args):
     except work.JobCancelled:
         log.info("job %s is no longer active (cancelled or removed); step dropped", job_id)
         return {"cancelled": job_id}
+    except (QueueUnavailable, OperationalError) as exc:
+        # Redis went away under the step: not the job's fault, and its failure could not be
+        # recorded anyway. Back to the queue (or, if Redis cannot take even that, left
+        # unacknowledged until the visibility timeout): retried when Redis is back.
+        log.warning("job %s: Redis unreachable (%s); the step goes back to the queue", job_id, exc)
+        raise Reject(str(exc), requeue=True) from None
     except Exception as exc:  # noqa: BLE001 - reported on the job, see the module's doc
         if ctx.store.state(job_id) not in ACTIVE:  # cancelled under us: its files went
             return {"cancelled": job_id}

@@ -44,6 +44,7 @@ pytestmark = pytest.mark.skipif(redis_server_binary() is None,
 
 REPO = Path(__file__).resolve().parents[1]
 PERSON = REPO / "samples" / "video" / "person.mp4"
+ROOM = REPO / "samples" / "video" / "room.mp4"
 FPS, RATE = 30, 48000
 CLICK_AT = 2.0          # seconds into the clip: after the first cut (frame 30 = 1.0 s)
 CHUNK, OVERLAP = 30, 16
@@ -139,10 +140,14 @@ class Stack:
             time.sleep(0.3)
         raise TimeoutError(f"fewer than {count} workers came up; see {self.folder}/worker*.log")
 
-    def submit(self, path: Path, field: str = "video", **data) -> requests.Response:
-        with open(path, "rb") as f:
-            return requests.post(self.url + "/jobs", files={field: (path.name, f)}, data=data,
-                                 timeout=60)
+    def submit(self, path: Path, field: str = "video", background=None, **data) -> requests.Response:
+        """POST /jobs; a ``background`` Path goes as a file, any other value as a field."""
+        files = {field: (path.name, path.read_bytes())}
+        if isinstance(background, Path):
+            files["background"] = (background.name, background.read_bytes())
+        elif background is not None:
+            data["background"] = background
+        return requests.post(self.url + "/jobs", files=files, data=data, timeout=60)
 
     def state(self, job_id: str) -> dict:
         response = requests.get(f"{self.url}/jobs/{job_id}", timeout=10)
@@ -213,7 +218,7 @@ def alpha_frames(path: Path) -> list[np.ndarray]:
 
 def test_a_clip_with_sound_goes_through(stack, clips, tmp_path):
     response = stack.submit(clips["short"], size="240x160", output="composite",
-                            background="#0000ff")
+                            background=ROOM)  # a video under it, looped, timed by the clock
     assert response.status_code == 202, response.text
     job = response.json()
     assert response.headers["Location"] == f"/jobs/{job['id']}"
@@ -348,6 +353,7 @@ def test_bad_uploads_are_4xx_json(stack, clips, tmp_path):
         (stack.submit(clips["short"], size="big"), 400, "invalid_parameter"),
         (stack.submit(clips["short"], colour="red"), 400, "unknown_parameter"),
         (stack.submit(clips["short"], background="transparent"), 400, "invalid_parameter"),
+        (stack.submit(clips["short"], background=garbage), 400, "invalid_video"),
         (stack.submit(clips["short"], output="transparent", format="mp4"), 400, "invalid_parameter"),
         (stack.submit(clips["short"], video="clip.mp4"), 400, "not_a_file"),
         (requests.get(url + "/jobs/" + "0" * 32, timeout=10), 404, "job_not_found"),
@@ -369,6 +375,26 @@ def test_the_jobs_endpoints_answer_by_the_document(stack):
     checked = check_every_operation(stack.url, only=lambda label: "/jobs" in label, examples=15)
     assert {"POST /jobs", "GET /jobs/{job_id}", "DELETE /jobs/{job_id}",
             "GET /jobs/{job_id}/result"} <= set(checked)
+
+
+def test_finished_jobs_are_removed_after_the_keep_time(stack, clips):
+    from jobs.store import JobStore
+
+    job_id = stack.submit(clips["short"], output="alpha", max_frames="10").json()["id"]
+    final, _ = stack.wait(job_id)
+    from datetime import datetime
+
+    kept = datetime.fromisoformat(final["expires"]) - datetime.fromisoformat(final["finished"])
+    assert kept.total_seconds() == pytest.approx(24 * 3600, abs=2)  # JOBS_KEEP_HOURS (default)
+    folder = Path(stack.env["JOBS_DIR"])
+    assert [p.name for p in (folder / job_id).iterdir()] == ["result.mp4"]  # only the result kept
+    orphan = folder / ("f" * 32)  # a folder no record owns (its record expired in Redis)
+    orphan.mkdir()
+    store = JobStore(stack.env["JOBS_REDIS_URL"], folder, keep_hours=0)
+    store.update(job_id, expires=time.time() - 1)  # as if the keep time had passed
+    assert store.sweep(force=True) == 2
+    assert requests.get(f"{stack.url}/jobs/{job_id}", timeout=10).status_code == 404
+    assert not (folder / job_id).exists() and not orphan.exists()
 
 
 def test_a_restarted_service_knows_every_job(stack, clips):
