@@ -16,6 +16,7 @@ from core.matters import MATTERS
 from core.pipeline import OUTPUT_TYPES as PHOTO_OUTPUTS
 from core.segmenters import SEGMENTERS
 from core.trimap import TrimapParams
+from core.video import convert as video_convert
 from core.video.convert import OUTPUT_TYPES as VIDEO_OUTPUTS
 from core.video.convert import parse_size
 from service_common.openapi import Field, trimap_fields
@@ -27,7 +28,10 @@ VIDEO_FORMATS = {"composite": ("mp4", "mov", "mkv", "webm"), "alpha": ("mp4", "m
 PHOTO_FORMATS = ("png", "jpeg", "webp", "npy")
 MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
                "webm": "video/webm", "zip": "application/zip"}
-SEGMENTER_MODES = ("fast", "accurate")
+# MediaPipe's modes: a photo is segmented in fast or accurate mode; video takes the video
+# loop's modes (which may add more, e.g. one that follows people from frame to frame).
+PHOTO_SEGMENTER_MODES = ("fast", "accurate")
+SEGMENTER_MODES = tuple(getattr(video_convert, "SEGMENTER_MODES", PHOTO_SEGMENTER_MODES))
 
 FIELDS = [
     Field("video", {}, "the video (any format FFmpeg reads); or send photos", file=True),
@@ -54,8 +58,10 @@ FIELDS = [
           "video: H.264 quality, lower is better (default 20)"),
     Field("segmenter", {"type": "string", "enum": ["auto", *SEGMENTERS]},
           "person segmenter (default: video mediapipe, photos auto)"),
-    Field("segmenter_mode", {"type": "string", "enum": list(SEGMENTER_MODES)},
-          "mediapipe: fast (selfie model; the video default) or accurate (the photo default)"),
+    Field("segmenter_mode", {"type": "string", "enum": sorted(set(SEGMENTER_MODES)
+                                                              | set(PHOTO_SEGMENTER_MODES))},
+          "mediapipe: fast (selfie model) or accurate (the photo default); video: also the "
+          "video loop's own modes (default: the video command's)"),
     Field("matter", {"type": "string", "enum": ["auto", *MATTERS]},
           "matting backend (default: video guided-filter, photos auto)"),
     Field("alpha_bits", {"type": "integer", "enum": [8, 16]}, "photos: bits of the alpha output"),
@@ -206,7 +212,8 @@ def parse(values: dict[str, str], kind: str, background_file: str | None = None)
         smoothing=bool(_int(values, "smoothing", 1, choices=(0, 1))),
         crf=_int(values, "crf", 20, lo=0, hi=51),
         segmenter=_choice(values, "segmenter", ("auto", *SEGMENTERS), None),
-        segmenter_mode=_choice(values, "segmenter_mode", SEGMENTER_MODES, None),
+        segmenter_mode=_choice(values, "segmenter_mode",
+                               SEGMENTER_MODES if video else PHOTO_SEGMENTER_MODES, None),
         matter=_choice(values, "matter", ("auto", *MATTERS), None),
         alpha_bits=_int(values, "alpha_bits", 8, choices=(8, 16)),
         max_people=_int(values, "max_people", None, lo=1),

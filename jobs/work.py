@@ -89,21 +89,21 @@ def _pipeline(kind: str, segmenter: str | None, mode: str | None, matter: str | 
 
 
 class _WithRunOptions:
-    """A pipeline whose every ``run`` gets the job's per-call options (``max_people``,
-    trimap fields), for :func:`core.video.frame_function`, which passes only the state."""
+    """A pipeline whose every call that finds people (``run``, ``segment``) gets the job's
+    per-call options (``max_people``, trimap fields): the video loop passes only the
+    state. Everything else is the pipeline's own."""
 
     def __init__(self, pipeline: Pipeline, options: dict):
         self.pipeline, self.options = pipeline, options
-        self.source, self.matter = pipeline.source, pipeline.matter
 
-    def new_video(self, smoothing: bool = True):
-        return self.pipeline.new_video(smoothing)
+    def __getattr__(self, name):
+        return getattr(self.pipeline, name)
 
     def run(self, image, **kwargs):
         return self.pipeline.run(image, **self.options, **kwargs)
 
-    def describe(self) -> dict:
-        return self.pipeline.describe()
+    def segment(self, image, **kwargs):
+        return self.pipeline.segment(image, **self.options, **kwargs)
 
 
 def pipeline_for(params: JobParams):

@@ -326,9 +326,9 @@ def test_a_zip_of_photos(stack, tmp_path):
 
 
 def test_a_failing_job_says_why(stack, clips):
-    """A request the engine refuses only once it runs (the video default, MediaPipe's fast
-    mode, cannot tell people apart) fails the job with the engine's message."""
-    job_id = stack.submit(clips["short"], max_people="1").json()["id"]
+    """A request the engine refuses only once it runs (MediaPipe's fast mode cannot tell
+    people apart) fails the job with the engine's message."""
+    job_id = stack.submit(clips["short"], max_people="1", segmenter_mode="fast").json()["id"]
     final, _ = stack.wait(job_id)
     assert final["state"] == "failed" and "max_people" in final["error"], final
     result = requests.get(f"{stack.url}/jobs/{job_id}/result", timeout=10)

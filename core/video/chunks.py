@@ -33,7 +33,7 @@ import numpy as np
 
 from core.pipeline import Pipeline
 from core.runtime import reuse_freed_memory
-from core.video.convert import VideoOptions, frame_function, plan, video_pipeline
+from core.video.convert import VideoOptions, plan, video_pipeline
 from core.video.errors import VideoError
 from core.video.reader import BackgroundSource, Frame, VideoReader, probe
 from core.video.stages import run_stages
@@ -181,6 +181,17 @@ class RangeReader(VideoReader):
             index += 1
 
 
+def _frame_steps(pipeline, state, output_type: str, background):
+    """The per-frame work as :func:`core.video.convert_video` runs it: as overlapping steps
+    (segment | matte + render) where the video loop has them (``frame_steps``), else as
+    the one :func:`~core.video.convert.frame_function`."""
+    from core.video import convert
+
+    if hasattr(convert, "frame_steps"):
+        return list(convert.frame_steps(pipeline, state, output_type, background))
+    return convert.frame_function(pipeline, state, output_type, background)
+
+
 @dataclass
 class ChunkResult:
     """What :func:`convert_chunk` wrote: ``frames`` frames from ``first_pts`` to
@@ -277,28 +288,22 @@ def convert_chunk(foreground, output, chunk: Chunk, timestamps: Timestamps, *,
         if bg_source is not None:
             bg_source.close()
         raise
-    process = frame_function(pipeline, state, opts.output_type, bg_source)
+    keep_from = first_kept - info.start_pts  # reader timestamp of the first frame written
     kept = {"first": None, "last": None}
 
     def items():
         for frame in reader:
             bg = None
-            keep = frame.pts + info.start_pts >= first_kept
-            if keep and bg_source is not None and not bg_source.needs_image:
+            if bg_source is not None and not bg_source.needs_image:
                 bg = bg_source.frame_at(frame.time)
-            yield frame, bg, keep
-
-    def step(item):
-        frame, bg, keep = item
-        out, frame_pts = process((frame, bg))
-        return (out, frame_pts, frame.index) if keep else None
+            yield frame, bg
 
     def write(out) -> None:
-        if out is None:
-            return
-        image, frame_pts, index = out
+        image, frame_pts = out
+        if frame_pts < keep_from:
+            return  # an overlap frame: it settled the video's state; the chunk before has it
         if target.encoder is None:
-            writer.write(image, index)
+            writer.write(image, chunk.start + writer.frames_written)
         else:
             # The frame's own timestamp (not counted from the chunk): containers that round
             # timestamps (Matroska, WebM: milliseconds) round it as the whole video would.
@@ -310,7 +315,7 @@ def convert_chunk(foreground, output, chunk: Chunk, timestamps: Timestamps, *,
 
     started = time.perf_counter()
     try:
-        run_stages(items(), step, write)
+        run_stages(items(), _frame_steps(pipeline, state, opts.output_type, bg_source), write)
         writer.close()
     finally:
         reader.close()
