@@ -175,8 +175,8 @@ def submit():
             _check_background(folder / background_name, kind)
         upload_name = secure_filename(upload.filename or "") or f"upload{Path(input_name).suffix}"
         store.ping()
-        store.create(job_id, kind, job_params.to_dict(), upload_name, input_name)
-        store.update(job_id, download_name=job_params.result_name(upload_name),
+        store.create(job_id, kind, job_params.to_dict(), upload_name, input_name,
+                     download_name=job_params.result_name(upload_name),
                      media_type=job_params.media_type)
         _send(job_id)
     except BaseException:

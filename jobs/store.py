@@ -150,9 +150,12 @@ class JobStore:
         return self.folder / job_id
 
     # -- records
-    def create(self, job_id: str, kind: str, params: dict, upload_name: str, input_name: str) -> dict:
+    def create(self, job_id: str, kind: str, params: dict, upload_name: str, input_name: str,
+               **fields) -> dict:
+        """Record a new job, ``queued`` (one write: a job exists whole or not at all)."""
         record = {"id": job_id, "kind": kind, "state": QUEUED, "created": repr(time.time()),
-                  "params": json.dumps(params), "upload_name": upload_name, "input": input_name}
+                  "params": json.dumps(params), "upload_name": upload_name, "input": input_name,
+                  **{k: _text(v) for k, v in fields.items()}}
         pipe = self.redis.pipeline()
         pipe.hset(self.key(job_id), mapping=record)
         pipe.zadd(PREFIX + "jobs", {job_id: time.time()})
