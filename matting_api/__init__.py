@@ -9,7 +9,8 @@ Endpoints (see README "API"):
     POST /matte      image (+ background file, + trimap file) -> PNG/JPEG/WebP/.npy
     POST /           the original JSON API: {"image"} -> {"output"} over green
     POST /with_bg    the original JSON API: {"image", "bg"} -> {"output"}
-    GET  /health     includes whether segmentation is reachable
+    GET  /health     includes whether segmentation and the job queue are reachable
+    /jobs...         video and photo jobs on the queue (see jobs.api)
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from core.matters import create_matter
 from core.people import parse_selection
 from core.pipeline import OUTPUT_TYPES, Pipeline, render
 from core.trimap import TrimapParams, decode_trimap
+from jobs import api as jobs_api
 from matting_api import web
 from matting_api.segmentation_client import RemotePersonSource
 from service_common.admission import admitted, seconds_left
@@ -204,6 +206,7 @@ def health():
                     "service": "matting",
                     "backend": _pipeline().matter.describe(),
                     "segmentation": segmentation,
+                    "jobs": jobs_api.health_facts(current_app),
                     **serving_facts(current_app)})
 
 
@@ -219,7 +222,7 @@ def create_app(config: dict | None = None) -> Flask:
     """
     app = new_app(__name__, SETTINGS, config, title="Matting service",
                   description="Removes or replaces the background behind people in photos.",
-                  operations=OPERATIONS)
+                  operations=[*OPERATIONS, *jobs_api.OPERATIONS])
     matter = app.config.get("MATTER") or create_matter(
         app.config["BACKEND"], backend_options(SETTINGS, app.config))
     if app.config["WARMUP"]:
@@ -237,4 +240,5 @@ def create_app(config: dict | None = None) -> Flask:
              matter.describe(), app.config["SEGMENTATION_URL"])
     app.register_blueprint(bp)
     app.register_blueprint(web.bp)
+    jobs_api.init_app(app)
     return app

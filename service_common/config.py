@@ -56,7 +56,7 @@ class Setting:
 
 # Environment variables with these prefixes are ours: an unknown one is a typo.
 OUR_PREFIXES = ("SEGMENTATION_", "MATTING_", "TRIMAP_", "MEDIAPIPE_", "MASKRCNN_", "FBA_",
-                "CLOSED_FORM_")
+                "CLOSED_FORM_", "JOBS_")
 # Keys create_app(config) takes besides settings: ready objects (tests, notebooks).
 EXTRA_KEYS = {"SEGMENTER", "MATTER", "TESTING"}
 

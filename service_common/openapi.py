@@ -70,13 +70,17 @@ class Operation:
                               "responses": {}}
         query = [f for f in self.fields if not f.file]
         if query:
-            op["parameters"] = [{"name": f.name, "in": "query", "required": False,
+            # A field named in the path (``/jobs/{job_id}``) is a path parameter.
+            op["parameters"] = [{"name": f.name, "in": "path", "required": True,
+                                 "description": f.description, "schema": f.schema}
+                                if "{" + f.name + "}" in self.path else
+                                {"name": f.name, "in": "query", "required": False,
                                  "description": f.description, "schema": f.schema}
                                 for f in query]
         content = {}
         if any(f.file for f in self.fields):
             props = {f.name: ({"type": "string", "format": "binary"} if f.file else f.schema)
-                     for f in self.fields}
+                     for f in self.fields if "{" + f.name + "}" not in self.path}
             content["multipart/form-data"] = {"schema": {"type": "object", "properties": props}}
         if self.raw_image:
             content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
@@ -98,12 +102,18 @@ class Operation:
 
 
 def _operation_id(op: Operation) -> str:
-    name = op.path.strip("/").replace("/", "_").replace("<", "").replace(">", "") or "root"
+    name = op.path.strip("/").replace("/", "_")
+    for bracket in "<>{}":
+        name = name.replace(bracket, "")
+    name = name or "root"
     return f"{op.method.lower()}_{name}"
 
 
 def error_responses(*statuses: int) -> dict:
     words = {400: "the request is wrong (the message says how)", 406: "nobody in the image",
+             404: "no such job (never made, or removed after its keep time)",
+             409: "the job has no result (yet): its state says why",
+             416: "the range asked for is not in the file",
              413: "the request is larger than MAX_UPLOAD_MB",
              429: "over the rate limit (Retry-After)",
              503: "busy (Retry-After) or a service it needs is down"}

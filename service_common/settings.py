@@ -45,6 +45,39 @@ TRIMAP_SETTINGS = [
     for name in TrimapParams.names()
 ]
 
+# Video and photo jobs over HTTP (jobs/): the matting service takes them, Celery workers on
+# any number of machines do them. The service and every worker must agree on these.
+JOBS_SETTINGS = [
+    Setting("JOBS_REDIS_URL", "JOBS_REDIS_URL", "redis://127.0.0.1:6379/0", "jobs: Redis, the "
+            "queue's broker and result store and where job states live (redis://HOST:PORT/DB)"),
+    Setting("JOBS_DIR", "JOBS_DIR", "", "jobs: the folder uploads, chunks and results go to; "
+            "shared by the service and every worker, at the same path (default: "
+            "<temp>/people-matting-jobs, one machine only)"),
+    Setting("JOBS_KEEP_HOURS", "JOBS_KEEP_HOURS", 24.0, "jobs: hours a finished job's result "
+            "and state are kept, then removed", float),
+    Setting("JOBS_CHUNK_FRAMES", "JOBS_CHUNK_FRAMES", 300, "jobs: frames per chunk of a video "
+            "(chunks are what workers share)", int),
+    Setting("JOBS_OVERLAP_FRAMES", "JOBS_OVERLAP_FRAMES", 16, "jobs: frames each chunk starts "
+            "early and drops, so temporal smoothing has settled at the cut", int),
+    Setting("JOBS_CHUNK_PHOTOS", "JOBS_CHUNK_PHOTOS", 8, "jobs: photos per task of a zip", int),
+    Setting("JOBS_VISIBILITY_TIMEOUT", "JOBS_VISIBILITY_TIMEOUT", 900.0, "jobs: seconds after "
+            "which a task a worker took but never finished (the worker died) goes to another "
+            "worker; longer than the slowest chunk takes", float),
+    Setting("JOBS_MAX_ATTEMPTS", "JOBS_MAX_ATTEMPTS", 3, "jobs: times a task may be started "
+            "(workers dying under it) before its job fails", int),
+]
+
+# The worker (python -m jobs worker): the jobs settings, how many processes, logging.
+WORKER_SETTINGS = [
+    *JOBS_SETTINGS,
+    Setting("CONCURRENCY", "JOBS_CONCURRENCY", "auto", "jobs worker: processes, each with its "
+            "own models (auto: half the cores, at least 1; a video task keeps ~2 cores busy)"),
+    Setting("COMPUTE_THREADS", "COMPUTE_THREADS", "auto", "threads each worker process's "
+            "numeric libraries use; auto: the cores divided by the processes"),
+    Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest photo accepted, in pixels", int),
+    Setting("LOG_LEVEL", "LOG_LEVEL", "INFO", "logging level"),
+]
+
 SEGMENTATION_SETTINGS = [
     Setting("PORT", "SEGMENTATION_PORT", 3000, "port to listen on", int),
     Setting("WORKERS", "SEGMENTATION_WORKERS", "auto", "server processes (auto: one per core)"),
@@ -106,6 +139,7 @@ MATTING_SETTINGS = [
             "request does not pay for JIT compilation (1/0)", int),
     *model_settings("fba"),
     *COMMON_SETTINGS,
+    *JOBS_SETTINGS,
 ]
 
-ALL_ENVIRONMENT = {s.env for s in SEGMENTATION_SETTINGS + MATTING_SETTINGS}
+ALL_ENVIRONMENT = {s.env for s in SEGMENTATION_SETTINGS + MATTING_SETTINGS + WORKER_SETTINGS}

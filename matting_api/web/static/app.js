@@ -209,7 +209,7 @@ $("video").addEventListener("change", (e) => { if (e.target.files[0]) runVideo(e
 fetch("health").then((r) => r.json()).then((health) => {
   state.health = health;
   if (health.api_keys && !apiKey()) askForKey();
-  const jobs = health.jobs && health.jobs.available;
+  const jobs = health.jobs && health.jobs.queue === "reachable" && (health.jobs.workers || []).length > 0;
   $("video-on").hidden = !jobs;
   $("video-off").hidden = !!jobs;
 }).catch(() => showError("The service cannot be reached: is it running?"));
