@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +154,63 @@ def test_the_page_asks_for_an_api_key(tmp_path):
             assert driver.execute_script("return sessionStorage.getItem('apiKey')") == "page-key"
         finally:
             driver.quit()
+
+
+def test_a_video_through_the_job_queue(tmp_path):
+    """Upload a short clip in the page, follow the job's progress bar, get the result."""
+    import av
+
+    from evaluation.services import (
+        free_port,
+        redis_server_binary,
+        start_redis,
+        start_worker,
+        stop,
+        stop_worker,
+    )
+
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (scripts/test.sh installs it as root)")
+    clip = tmp_path / "short.mp4"
+    with av.open(str(SAMPLES / "video" / "person.mp4")) as source, av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 240, 160, "yuv420p"
+        for i, frame in enumerate(source.decode(video=0)):
+            if i == 24:
+                break
+            image = frame.to_ndarray(format="rgb24")[::2, ::2][:160, :240]
+            new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            new.pts = i
+            out.mux(stream.encode(new))
+        out.mux(stream.encode(None))
+    port = free_port()
+    redis = start_redis(port, tmp_path / "redis")
+    env = {"JOBS_REDIS_URL": f"redis://127.0.0.1:{port}/0", "JOBS_DIR": str(tmp_path / "jobs"),
+           "SEGMENTATION_WORKERS": "1", "MATTING_WORKERS": "1", "JOBS_CONCURRENCY": "1"}
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        with running_services(["--backend", "mediapipe"], ["--backend", "closed-form"],
+                              env=env, log_dir=tmp_path) as urls:
+            deadline = time.monotonic() + WAIT
+            while not requests.get(urls.matting + "/health", timeout=10).json()["jobs"].get("workers"):
+                assert time.monotonic() < deadline, "no job worker came up"
+                time.sleep(0.5)
+            driver = chrome(tmp_path)
+            try:
+                driver.get(urls.matting + "/")
+                wait_for(driver, "!document.getElementById('video-on').hidden")
+                choose_colour(driver, "#ff0000")
+                driver.find_element("id", "video").send_keys(str(clip))
+                wait_for(driver, "!document.getElementById('video-download').hidden", WAIT * 2)
+                assert driver.execute_script(
+                    "return document.getElementById('video-progress').value") == 100
+                data = driver.execute_async_script("""
+                    const done = arguments[0];
+                    fetch(document.getElementById('video-download').href)
+                      .then(r => r.arrayBuffer()).then(b => done(b.byteLength));""")
+                assert data > 1000
+            finally:
+                driver.quit()
+    finally:
+        stop_worker(worker)
+        stop(redis)

@@ -112,11 +112,7 @@ function showPeople(people) {
 }
 
 // ---------------------------------------------------------------- one request to /matte
-function formData() {
-  const form = new FormData();
-  form.append("image", state.photo, state.photo.name || "photo.png");
-  form.append("output", $("output").value);
-  form.append("format", $("format").value);
+function addBackground(form) {
   form.append("fit", $("fit").value);
   const choice = backgroundChoice();
   if (choice === "image" && $("background-file").files[0]) form.append("background", $("background-file").files[0]);
@@ -124,6 +120,14 @@ function formData() {
   else if (choice === "green") form.append("background", "#00ff00");
   else if (choice === "blur") form.append("background", "blur");
   else if (choice === "transparent") form.append("background", "transparent");
+}
+
+function formData() {
+  const form = new FormData();
+  form.append("image", state.photo, state.photo.name || "photo.png");
+  form.append("output", $("output").value);
+  form.append("format", $("format").value);
+  addBackground(form);
   if (state.keep) form.append("people", "index:" + state.keep.join(","));
   return form;
 }
@@ -167,9 +171,10 @@ async function run() {
 // ---------------------------------------------------------------- video through /jobs
 async function runVideo(file) {
   if (state.health.api_keys && !apiKey()) { askForKey(); return; }
-  const form = formData();
-  form.delete("image"); form.delete("format"); form.delete("output"); form.delete("people");
+  const form = new FormData();
   form.append("video", file, file.name);
+  addBackground(form);
+  if (backgroundChoice() === "transparent") { form.set("output", "transparent"); form.delete("background"); }
   $("video-status").textContent = "Uploading…";
   $("video-progress").value = 0;
   $("video-preview").hidden = true;
@@ -198,12 +203,18 @@ async function runVideo(file) {
   $("video-preview").src = href;
   $("video-preview").hidden = false;
   $("video-download").href = href;
-  $("video-download").download = file.name.replace(/\.[^.]*$/, "") + "_people.mp4";
+  const extension = (result.headers.get("Content-Type") || "").includes("webm") ? "webm" : "mp4";
+  $("video-download").download = file.name.replace(/\.[^.]*$/, "") + "_people." + extension;
   $("video-download").hidden = false;
   $("video-progress").value = 100;
   $("video-status").textContent = "Done.";
 }
-$("video").addEventListener("change", (e) => { if (e.target.files[0]) runVideo(e.target.files[0]); });
+$("video").addEventListener("change", (e) => {
+  if (!e.target.files[0]) return;
+  runVideo(e.target.files[0]).catch(() => {
+    $("video-status").textContent = "The service cannot be reached: is it running?";
+  });
+});
 
 // ---------------------------------------------------------------- start
 fetch("health").then((r) => r.json()).then((health) => {
