@@ -26,7 +26,7 @@ import numpy as np
 from core.compositing import composite, cutout, make_background
 from core.errors import ParameterError
 from core.images import alpha_to_uint16, to_float, to_uint8
-from core.people import EVERYONE, People, Person, Selection
+from core.people import EVERYONE, Person, Selection
 from core.temporal import TemporalSmoother, VideoState
 from core.trimap import (
     BACKGROUND,
@@ -120,20 +120,13 @@ class LocalPersonSource:
         """
         params = self.params_for(trimap)
         started = time.perf_counter()
-        if people.everyone:
-            mask = self.segmenter.segment(image, max_people=max_people)
-            found = None
-        else:
-            found = self.segmenter.find_people(image, max_people=max_people)
-            mask, found = found.select(people)
+        mask, found = self.segmenter.find_people(image, max_people=max_people).select(people)
         if state is not None:
             state.observe(image)
             mask = state.smooth_mask(mask)
         segmented = time.perf_counter()
         trimap_u8 = mask_to_trimap(mask, params)
         done = time.perf_counter()
-        if found is None:
-            found = People.from_mask(mask).people
         # A shown person with no sure foreground is matted away (a faint blob): not reported.
         sure = trimap_u8 == FOREGROUND
         found = [p for p in found
