@@ -11,7 +11,6 @@ from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 
@@ -156,23 +155,26 @@ def decided_trimap(mask: np.ndarray, params: TrimapParams = TrimapParams()) -> n
     inside = cv2.distanceTransform(person, cv2.DIST_L2, 3)
     width_in = widths[labels]
     sure_fg = (person > 0) & (inside > width_in)
-    # Thin regions: keep each one's ridge (its pixels at least 0.75 of its own greatest
-    # depth) sure, so matting has an anchor and the person is never lost.
-    deepest = np.zeros(count, np.float32)
-    deepest[1:] = ndimage.maximum(inside, labels, np.arange(1, count))
-    thin = np.flatnonzero(deepest <= widths)
-    thin = thin[thin > 0]
-    if thin.size:
-        ridge = np.isin(labels, thin) & (inside >= 0.75 * deepest[labels])
-        sure_fg |= ridge
-    outside, nearest = cv2.distanceTransformWithLabels(1 - person, cv2.DIST_L2, 3,
-                                                       labelType=cv2.DIST_LABEL_PIXEL)
-    # ``nearest`` numbers the zero pixels (the person pixels) one by one: look up which
-    # person region the nearest one belongs to, and so its band width.
-    region_of = np.zeros(int(nearest.max()) + 1, np.int32)
-    region_of[nearest[person > 0]] = labels[person > 0]
-    width_out = widths[region_of[nearest]]
-    sure_bg = (person == 0) & (outside > width_out)
+    # Thin regions (no pixel deeper than their band): keep each one's ridge, its pixels
+    # at least 0.75 of its own greatest depth, sure, so matting has an anchor and the
+    # person is never lost.
+    has_core = np.bincount(labels[sure_fg], minlength=count) > 0
+    for region in np.flatnonzero(~has_core[1:]) + 1:
+        x, y, w, h = stats[region, :4]
+        inside_box = inside[y:y + h, x:x + w]
+        own = labels[y:y + h, x:x + w] == region
+        deepest = inside_box[own].max()
+        sure_fg[y:y + h, x:x + w] |= own & (inside_box >= 0.75 * deepest)
+    # Outside: the band reaches ``w`` beyond each region, ``w`` its own. Regions are
+    # grouped by width (a few distinct values), one distance transform per group.
+    near = np.zeros(mask.shape, bool)
+    for width in np.unique(widths[1:]):
+        regions = np.flatnonzero(widths == width)
+        regions = regions[regions > 0]
+        these = np.isin(labels, regions) if regions.size < count - 1 else person > 0
+        outside = cv2.distanceTransform((~these).astype(np.uint8), cv2.DIST_L2, 3)
+        near |= outside <= width
+    sure_bg = ~near
     trimap[:] = UNKNOWN
     trimap[sure_fg] = FOREGROUND
     trimap[sure_bg] = BACKGROUND
