@@ -116,7 +116,8 @@ class MediaPipeSegmenter(Segmenter):
                  context_support: float = 0.5, group_gap: float = 0.5,
                  ground_tolerance: float = 0.05, close_up_torso: float = 0.4, pose_weight: float = 0.7,
                  crop_margin: float = 0.3, max_side: int = 1280, min_side: int = MIN_SIDE,
-                 find_faces: bool = True, face_to_subject: float = 0.1, **_unused):
+                 find_faces: bool = True, face_to_subject: float = 0.1,
+                 face_to_subject_ground: float = 0.03, **_unused):
         import mediapipe as mp  # imported here: ~1 s, and only this backend needs it
 
         if mode not in MODES:
@@ -145,6 +146,7 @@ class MediaPipeSegmenter(Segmenter):
         self.min_side = int(min_side)
         self.find_faces = bool(find_faces)
         self.face_to_subject = float(face_to_subject)
+        self.face_to_subject_ground = float(face_to_subject_ground)
 
         selfie = mp.solutions.selfie_segmentation.SelfieSegmentation
         # MediaPipe graphs are not re-entrant: one request at a time through all of them.
@@ -269,13 +271,14 @@ class MediaPipeSegmenter(Segmenter):
 
         height, width = image.shape[:2]
         covered = np.zeros((height, width), bool)
-        tallest = 0
+        tallest, ground = 0, -1
         for person in kept:
             body = person.mask > 0.5
             covered |= body
             rows = np.flatnonzero(body.any(axis=1))
             if rows.size:
                 tallest = max(tallest, int(rows[-1] - rows[0] + 1))
+                ground = max(ground, int(rows[-1]))
         # With nobody kept, any face big enough to be a subject: a tenth of the image.
         reference = tallest if tallest else 0.5 * height
         found = []
@@ -283,11 +286,17 @@ class MediaPipeSegmenter(Segmenter):
             cx, cy = face.centre
             if covered[min(height - 1, int(cy)), min(width - 1, int(cx))]:
                 continue
-            if face.width < self.face_to_subject * reference:
+            if face.width < self.face_to_subject_ground * reference:
                 continue
             mask = self._segment_face_body(image, face, body_box(face, width, height))
             if mask is None:
                 continue
+            if face.width < self.face_to_subject * reference:
+                # Smaller: kept only standing on the main subjects' ground line (a small
+                # person beside them, not someone further back: see step 3).
+                rows = np.flatnonzero((mask > 0.5).any(axis=1))
+                if ground < 0 or ground - rows[-1] > self.ground_tolerance * height:
+                    continue
             found.append(mask)
             covered |= mask > 0.5
         return found
