@@ -226,7 +226,9 @@ class MediaPipeSegmenter(Segmenter):
             selfie_landscape = self._selfie_on(self._selfie_landscape, image)
             people = self._pose.find_people(image, self.max_people)
             kept = self._main_subjects(image, people, selfie_landscape)
-            face_masks = self._people_by_face(image, people, kept) if self.find_faces else []
+            face_masks = []
+            if self.find_faces:
+                kept, face_masks = self._people_by_face(image, people, kept)
             bystanders = [p for p in people if not any(p is k for k in kept)]
             people = kept
             if self.flip_average:
@@ -255,7 +257,7 @@ class MediaPipeSegmenter(Segmenter):
             explained |= person.mask > 0.5
         return self._add_missed_people(merged, selfie_landscape, explained, biggest)
 
-    def _people_by_face(self, image: np.ndarray, people, kept) -> list:
+    def _people_by_face(self, image: np.ndarray, people, kept) -> tuple[list, list]:
         """Step 3b: people the pose detector missed or left as bystanders, found by their
         face (full-range face detector on tiles, :class:`~core.segmenters.faces.FaceFinder`).
 
@@ -266,10 +268,23 @@ class MediaPipeSegmenter(Segmenter):
         the pose detector shown a square around the face (:func:`body_box`), upscaled
         by the detector itself: the detection whose face box matches is segmented on
         the whole image; a bystander already covering the face is taken as is.
+
+        A person found only on a later look whose body covers two or more faces is
+        dropped first: the pose landmark model, given a detection that merged people
+        seated side by side, returns one band across their heads and shoulders.
+
+        Returns:
+            ``(kept, masks)``: the kept people less such merges, and one soft mask
+            (``float32`` ``H x W``) per person found by face.
         """
         from core.segmenters.faces import body_box
 
         height, width = image.shape[:2]
+        faces = self._faces.find(image)
+        centres = [(min(width - 1, int(f.centre[0])), min(height - 1, int(f.centre[1])))
+                   for f in faces]
+        kept = [p for p in kept if p.look == 1 or
+                sum(p.mask[y, x] > 0.5 for x, y in centres) < 2]
         covered = np.zeros((height, width), bool)
         tallest, ground = 0, -1
         for person in kept:
@@ -282,7 +297,7 @@ class MediaPipeSegmenter(Segmenter):
         # With nobody kept, any face big enough to be a subject: a tenth of the image.
         reference = tallest if tallest else 0.5 * height
         found = []
-        for face in self._faces.find(image):
+        for face in faces:
             cx, cy = face.centre
             if covered[min(height - 1, int(cy)), min(width - 1, int(cx))]:
                 continue
@@ -299,7 +314,7 @@ class MediaPipeSegmenter(Segmenter):
                     continue
             found.append(mask)
             covered |= mask > 0.5
-        return found
+        return kept, found
 
     def _segment_face_body(self, image: np.ndarray, face, box) -> np.ndarray | None:
         """Soft mask of the person whose face is ``face``: the general selfie model shown
