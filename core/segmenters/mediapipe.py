@@ -93,7 +93,10 @@ class MediaPipeSegmenter(Segmenter):
         mode: ``"accurate"`` (default: pose + selfie per person, all people) or ``"fast"``
             (selfie model on the whole image).
         model: the selfie model for ``fast`` mode, ``"general"`` or ``"landscape"``.
-        max_people: at most this many people are segmented one by one (``accurate``).
+        max_people: at most this many people are segmented one by one by the pose model
+            (``accurate``; 32 by default, was 6: a setting, not a limit of the models).
+        find_faces, face_to_subject, face_to_subject_ground: look for people by their
+            face too (step 3b in the module docstring).
         flip_average: also run the pose model on the mirrored image and average the two
             masks (``accurate``; on by default: +0.6 IoU points on dance-twirl and
             portraits for about 25 ms more per person at 854x480).
@@ -111,7 +114,7 @@ class MediaPipeSegmenter(Segmenter):
 
     name = "mediapipe"
 
-    def __init__(self, mode: str = "accurate", model: str = "general", max_people: int = 6,
+    def __init__(self, mode: str = "accurate", model: str = "general", max_people: int = 32,
                  flip_average: bool = True, main_subject_ratio: float = 0.65,
                  context_support: float = 0.5, group_gap: float = 0.5,
                  ground_tolerance: float = 0.05, close_up_torso: float = 0.4, pose_weight: float = 0.7,
