@@ -31,6 +31,15 @@ Two modes (constructor option ``mode``):
      subject and passers-by stay background, and a group member whom the detector merged
      with a neighbour, or missed at first, is still found. The bystanders' bodies also
      keep step 5 from adding them back.
+  3b. People too small for the pose detector (seated in a classroom, a small person
+     beside close-ups) are found by their face: the wheel's full-range face detector on
+     half-size tiles (:mod:`core.segmenters.faces`). A face that no kept body covers,
+     at least ``face_to_subject`` (0.1) of the tallest kept person's height (or
+     ``face_to_subject_ground`` (0.03) when their body ends on the kept people's ground
+     line), gets a body: the general selfie model shown a square around the face,
+     keeping the region connected to it. A later-look pose person whose body covers two
+     or more faces is dropped (a band the landmark model draws across people seated
+     side by side).
   4. Per person: a whole body (torso shorter than ``close_up_torso`` of the image height)
      takes the pose mask, nudged by the crop's selfie mask (``pose_weight``); a close-up
      takes the larger of the two (the pose mask is coarse there, the selfie mask sharp).
@@ -38,8 +47,11 @@ Two modes (constructor option ``mode``):
      from everyone the pose model found (a person the detector missed), and that blob is
      as big as a main subject, the selfie mask is used there.
 
-The mask stays soft (both models give probabilities), so the trimap's unknown band
-follows the real uncertainty. See ``docs/segmentation.md`` for the figures.
+The mask stays soft (both models give probabilities); the default trimap
+(:func:`core.trimap.decided_trimap`) decides it at 0.5 and leaves only a thin band along
+each person's outline to matting. Photos under 256 pixels are segmented scaled up to 256;
+under ``min_side`` (32) pixels :class:`ImageTooSmall` is raised. See
+``docs/segmentation.md`` for the figures.
 """
 from __future__ import annotations
 
