@@ -235,6 +235,21 @@ class MediaPipeSegmenter(Segmenter):
             return np.zeros(image.shape[:2], np.float32)
         return mask.astype(np.float32, copy=False)
 
+    def _selfie_square(self, model, image: np.ndarray, box) -> np.ndarray:
+        """The selfie model's mask of ``image[box]`` shown undistorted: the model squeezes
+        its input to 256x256, so a wide crop (a close-up with neighbours) makes people
+        thin to it; the crop is padded to a square with grey first."""
+        x0, y0, x1, y1 = box
+        crop = image[y0:y1, x0:x1]
+        h, w = crop.shape[:2]
+        if abs(h - w) <= 0.1 * max(h, w):
+            return self._selfie_on(model, crop)
+        side = max(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        padded = cv2.copyMakeBorder(crop, top, side - h - top, left, side - w - left,
+                                    cv2.BORDER_CONSTANT, value=(127, 127, 127))
+        return self._selfie_on(model, padded)[top:top + h, left:left + w]
+
     def _segment_accurate(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         with self._lock:
@@ -253,13 +268,15 @@ class MediaPipeSegmenter(Segmenter):
             for person in people:
                 box = _box_around(person.mask > 0.5, self.crop_margin)
                 x0, y0, x1, y1 = box
-                crops.append((box, self._selfie_on(self._selfie_general,
-                                                   image[y0:y1, x0:x1])))
+                crops.append((box, self._selfie_square(self._selfie_general, image, box)))
         merged = np.zeros((height, width), np.float32)
         for person, ((x0, y0, x1, y1), crop_mask) in zip(people, crops):
             selfie = np.zeros((height, width), np.float32)
             selfie[y0:y1, x0:x1] = crop_mask
-            if person.torso_fraction(height, width) < self.close_up_torso:
+            # A whole body: short torso for the image, and feet in the frame (a person cut
+            # by the bottom edge is a close-up, however their hips are extrapolated).
+            if person.torso_fraction(height, width) < self.close_up_torso and \
+                    person.feet_in_frame():
                 combined = self.pose_weight * person.mask + (1.0 - self.pose_weight) * selfie
             else:
                 combined = np.maximum(person.mask, selfie)

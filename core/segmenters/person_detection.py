@@ -68,6 +68,7 @@ node {
 # Landmark indices (MediaPipe pose topology).
 SHOULDERS = (11, 12)
 HIPS = (23, 24)
+ANKLES = (27, 28)
 
 
 @dataclass
@@ -94,6 +95,11 @@ class Person:
     def area(self) -> int:
         """Pixels where the mask is above one half."""
         return int(np.count_nonzero(self.mask > 0.5))
+
+    def feet_in_frame(self) -> bool:
+        """Whether an ankle lies inside the image (the landmark model extrapolates the
+        parts out of frame: a person cut by the bottom edge has both ankles below it)."""
+        return bool((self.landmarks[list(ANKLES), 1] <= 1.0).any())
 
     def torso_fraction(self, height: int, width: int) -> float:
         """Shoulder-to-hip length over the image height: ~0.1-0.3 for a whole body in
