@@ -98,6 +98,18 @@ def _box_around(body: np.ndarray, margin: float) -> tuple[int, int, int, int] | 
             int(min(width, x1 + grow)), int(min(height, y1 + grow)))
 
 
+def _attached(soft: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """``soft`` kept only on its regions (``soft > 0.5``, 8-connected, grown by 2 px for
+    the soft edge) that touch ``body``: the selfie model shown a crop around one person
+    also marks a flag or a neighbour's arm nearby, which are not this person."""
+    count, labels = cv2.connectedComponents((soft > 0.5).astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(soft)
+    touching = np.unique(labels[body & (labels > 0)])
+    keep = cv2.dilate(np.isin(labels, touching).astype(np.uint8), _disk(2)) > 0
+    return np.where(keep, soft, 0.0).astype(np.float32, copy=False)
+
+
 class MediaPipeSegmenter(Segmenter):
     """Person segmentation from the models inside the mediapipe wheel.
 
@@ -279,7 +291,7 @@ class MediaPipeSegmenter(Segmenter):
                     person.feet_in_frame():
                 combined = self.pose_weight * person.mask + (1.0 - self.pose_weight) * selfie
             else:
-                combined = np.maximum(person.mask, selfie)
+                combined = np.maximum(person.mask, _attached(selfie, person.mask > 0.5))
             np.maximum(merged, combined, out=merged)
         for face_mask in face_masks:
             np.maximum(merged, face_mask, out=merged)

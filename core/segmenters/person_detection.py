@@ -96,10 +96,13 @@ class Person:
         """Pixels where the mask is above one half."""
         return int(np.count_nonzero(self.mask > 0.5))
 
-    def feet_in_frame(self) -> bool:
-        """Whether an ankle lies inside the image (the landmark model extrapolates the
-        parts out of frame: a person cut by the bottom edge has both ankles below it)."""
-        return bool((self.landmarks[list(ANKLES), 1] <= 1.0).any())
+    def feet_in_frame(self, min_visibility: float = 0.5) -> bool:
+        """Whether an ankle is seen inside the image: ``y <= 1`` and visibility at least
+        ``min_visibility``. The landmark model extrapolates parts out of frame, below
+        the bottom edge or squeezed just inside it with a low visibility (0.3-0.4 on
+        an upper-body photo)."""
+        ankles = self.landmarks[list(ANKLES)]
+        return bool(((ankles[:, 1] <= 1.0) & (ankles[:, 3] >= min_visibility)).any())
 
     def torso_fraction(self, height: int, width: int) -> float:
         """Shoulder-to-hip length over the image height: ~0.1-0.3 for a whole body in
