@@ -285,10 +285,10 @@ class MediaPipeSegmenter(Segmenter):
         for person, ((x0, y0, x1, y1), crop_mask) in zip(people, crops):
             selfie = np.zeros((height, width), np.float32)
             selfie[y0:y1, x0:x1] = crop_mask
-            # A whole body: short torso for the image, and feet in the frame (a person cut
-            # by the bottom edge is a close-up, however their hips are extrapolated).
+            # A whole body: short torso for the image, and legs seen (an upper body cut by
+            # the frame is a close-up, however the landmark model extrapolates its hips).
             if person.torso_fraction(height, width) < self.close_up_torso and \
-                    person.feet_in_frame():
+                    person.legs_seen():
                 combined = self.pose_weight * person.mask + (1.0 - self.pose_weight) * selfie
             else:
                 combined = np.maximum(person.mask, _attached(selfie, person.mask > 0.5))

@@ -68,6 +68,7 @@ node {
 # Landmark indices (MediaPipe pose topology).
 SHOULDERS = (11, 12)
 HIPS = (23, 24)
+KNEES = (25, 26)
 ANKLES = (27, 28)
 
 
@@ -95,6 +96,15 @@ class Person:
     def area(self) -> int:
         """Pixels where the mask is above one half."""
         return int(np.count_nonzero(self.mask > 0.5))
+
+    def legs_seen(self, min_visibility: float = 0.5) -> bool:
+        """Whether the legs are seen: the knees' mean visibility is at least
+        ``min_visibility`` or an ankle is in frame (:meth:`feet_in_frame`). An upper
+        body cut by the bottom edge has neither (knees ~0.4 on the group case); a
+        dancer whose feet leave the frame as the camera closes in keeps her knees
+        (0.65-1.0 on dance-twirl)."""
+        knees = float(self.landmarks[list(KNEES), 3].mean())
+        return knees >= min_visibility or self.feet_in_frame(min_visibility)
 
     def feet_in_frame(self, min_visibility: float = 0.5) -> bool:
         """Whether an ankle is seen inside the image: ``y <= 1`` and visibility at least
