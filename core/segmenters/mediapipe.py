@@ -248,9 +248,10 @@ class MediaPipeSegmenter(Segmenter):
         return mask.astype(np.float32, copy=False)
 
     def _selfie_square(self, model, image: np.ndarray, box) -> np.ndarray:
-        """The selfie model's mask of ``image[box]`` shown undistorted: the model squeezes
-        its input to 256x256, so a wide crop (a close-up with neighbours) makes people
-        thin to it; the crop is padded to a square with grey first."""
+        """The selfie model's mask of ``image[box]``, padded with grey to a square first
+        when the crop is far from square: the model squeezes its input to 256x256, and a
+        close-up whose crop is made wide by neighbours comes out thin and grey (the
+        group case's middle person: 0.79 -> 0.97 of alone)."""
         x0, y0, x1, y1 = box
         crop = image[y0:y1, x0:x1]
         h, w = crop.shape[:2]
@@ -277,10 +278,20 @@ class MediaPipeSegmenter(Segmenter):
                 for person in people:
                     person.mask = self._pose.mirror_average(image, person)
             crops = []
-            for person in people:
-                box = _box_around(person.mask > 0.5, self.crop_margin)
+            bodies = [person.mask > 0.5 for person in people]
+            for index, person in enumerate(people):
+                box = _box_around(bodies[index], self.crop_margin)
                 x0, y0, x1, y1 = box
-                crops.append((box, self._selfie_square(self._selfie_general, image, box)))
+                # A crop that takes in other people (a close-up in a group) is shown to
+                # the selfie model undistorted; a lone person's crop as it is (padding
+                # a wide close-up's crop with grey lowers portraits by 0.2 points).
+                others = sum(int(np.count_nonzero(b[y0:y1, x0:x1]))
+                             for j, b in enumerate(bodies) if j != index)
+                if others > 0.05 * (x1 - x0) * (y1 - y0):
+                    crop_mask = self._selfie_square(self._selfie_general, image, box)
+                else:
+                    crop_mask = self._selfie_on(self._selfie_general, image[y0:y1, x0:x1])
+                crops.append((box, crop_mask))
         merged = np.zeros((height, width), np.float32)
         for person, ((x0, y0, x1, y1), crop_mask) in zip(people, crops):
             selfie = np.zeros((height, width), np.float32)
