@@ -144,7 +144,8 @@ class MediaPipeSegmenter(Segmenter):
                  ground_tolerance: float = 0.05, close_up_torso: float = 0.4, pose_weight: float = 0.7,
                  crop_margin: float = 0.3, max_side: int = 1280, min_side: int = MIN_SIDE,
                  find_faces: bool = True, face_to_subject: float = 0.1,
-                 face_to_subject_ground: float = 0.03, **_unused):
+                 face_to_subject_ground: float = 0.03, face_covered: float = 0.8,
+                 **_unused):
         import mediapipe as mp  # imported here: ~1 s, and only this backend needs it
 
         if mode not in MODES:
@@ -174,6 +175,7 @@ class MediaPipeSegmenter(Segmenter):
         self.find_faces = bool(find_faces)
         self.face_to_subject = float(face_to_subject)
         self.face_to_subject_ground = float(face_to_subject_ground)
+        self.face_covered = float(face_covered)
 
         selfie = mp.solutions.selfie_segmentation.SelfieSegmentation
         # MediaPipe graphs are not re-entrant: one request at a time through all of them.
@@ -316,7 +318,8 @@ class MediaPipeSegmenter(Segmenter):
         """Step 3b: people the pose detector missed or left as bystanders, found by their
         face (full-range face detector on tiles, :class:`~core.segmenters.faces.FaceFinder`).
 
-        A face counts when no kept person's body covers it and it is at least
+        A face counts when the kept people's masks are not sure over it (mean under
+        ``face_covered``, 0.8, over the face box) and it is at least
         ``face_to_subject`` times as wide as the tallest kept person is tall (a seated
         classmate's face is 0.15-0.25 of the front-row person's visible height; an
         audience face behind a standing dancer under 0.07). The body is then found by
@@ -340,21 +343,26 @@ class MediaPipeSegmenter(Segmenter):
                    for f in faces]
         kept = [p for p in kept if p.look == 1 or
                 sum(p.mask[y, x] > 0.5 for x, y in centres) < 2]
-        covered = np.zeros((height, width), bool)
         tallest, ground = 0, -1
         for person in kept:
             body = person.mask > 0.5
-            covered |= body
             rows = np.flatnonzero(body.any(axis=1))
             if rows.size:
                 tallest = max(tallest, int(rows[-1] - rows[0] + 1))
                 ground = max(ground, int(rows[-1]))
         # With nobody kept, any face big enough to be a subject: a tenth of the image.
         reference = tallest if tallest else 0.5 * height
+        # A face counts as someone's when the kept masks are sure over it: a later look's
+        # band of grey across a seated row covers a face's centre but not the face.
+        sure = np.zeros((height, width), np.float32)
+        for person in kept:
+            np.maximum(sure, person.mask, out=sure)
         found = []
         for face in faces:
             cx, cy = face.centre
-            if covered[min(height - 1, int(cy)), min(width - 1, int(cx))]:
+            fx0, fy0, fx1, fy1 = (int(round(v)) for v in face.box)
+            over_face = sure[max(0, fy0):max(fy0 + 1, fy1), max(0, fx0):max(fx0 + 1, fx1)]
+            if over_face.size and float(over_face.mean()) >= self.face_covered:
                 continue
             if face.width < self.face_to_subject_ground * reference:
                 continue
@@ -368,7 +376,7 @@ class MediaPipeSegmenter(Segmenter):
                 if ground < 0 or ground - rows[-1] > self.ground_tolerance * height:
                     continue
             found.append(mask)
-            covered |= mask > 0.5
+            np.maximum(sure, mask, out=sure)
         return kept, found
 
     def _segment_face_body(self, image: np.ndarray, face, box) -> np.ndarray | None:
