@@ -5,8 +5,8 @@ The pose detector sees a letterboxed 224x224 copy of the image, so a seated pers
 whose head is 20 pixels tall in a 480x270 classroom frame is 9 pixels tall to it, and
 it misses them. The full-range face detector (a 192x192 model made for faces up to
 ~5 m away) finds such faces once the image is cut into square tiles and each tile is
-shown at the detector's size (tiles overlap by half; the same face found twice is kept
-once). Each face then says where to look for a body: :func:`body_box`.
+shown at the detector's size (tiles overlap by a quarter; the same face found twice is
+kept once). Each face then says where to look for a body: :func:`body_box`.
 
 The MediaPipe graph is not re-entrant: the caller serialises calls (the segmenter's lock).
 """
@@ -75,13 +75,16 @@ class FaceFinder:
         return found
 
     def find(self, image: np.ndarray) -> list[Face]:
-        """Faces on the whole image and on half-overlapping square tiles, best first, each
+        """Faces on the whole image and on overlapping square tiles, best first, each
         face once (a detection mostly inside a better one is dropped)."""
         height, width = image.shape[:2]
         faces = self._detect(image, 0, 0)
         side = max(16, int(round(self.tile_fraction * min(height, width))))
-        xs = np.linspace(0, width - side, max(1, int(np.ceil(2 * width / side)) - 1))
-        ys = np.linspace(0, height - side, max(1, int(np.ceil(2 * height / side)) - 1))
+        # Tiles overlap by a quarter: a face small enough to need a tile (the whole-image
+        # look finds the larger ones) lies wholly inside one of them.
+        stride = 0.75 * side
+        xs = np.linspace(0, width - side, max(1, int(np.ceil((width - side) / stride)) + 1))
+        ys = np.linspace(0, height - side, max(1, int(np.ceil((height - side) / stride)) + 1))
         for y0 in ys.round().astype(int):
             for x0 in xs.round().astype(int):
                 faces += self._detect(image[y0:y0 + side, x0:x0 + side], x0, y0)
