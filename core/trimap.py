@@ -118,14 +118,14 @@ def _scaled_iterations(params: TrimapParams, person: np.ndarray) -> tuple[int, i
     return steps, steps
 
 
-def local_radius(person: np.ndarray, work_side: int = 256) -> np.ndarray:
+def local_radius(person: np.ndarray, work_side: int = 160) -> np.ndarray:
     """Local thickness of a binary mask: for each pixel of ``person`` the radius (in
     pixels) of the largest disc inside ``person`` that covers it (0 elsewhere).
 
     A person's torso and head give large radii, their limbs smaller ones, and a small
     person standing beside a big one keeps their own (the big one's discs do not reach
     into them), unlike any measure of a connected region's area. Computed by openings
-    with discs of growing radius on a copy scaled to ``work_side`` pixels (the radii are
+    with discs of growing radius on a copy scaled to ``work_side`` (160) pixels (the radii are
     only used to size the band, to within a factor of ~1.4).
 
     Args:
