@@ -404,7 +404,11 @@ class MediaPipeSegmenter(Segmenter):
             return []
         height, width = image.shape[:2]
         biggest = max(p.area for p in people)
-        tallest = max(p.torso_fraction(height, width) for p in people)
+        torsos = [p.torso_fraction(height, width) for p in people]
+        # Scale against the whole bodies when there are any: a close-up's torso (hips
+        # extrapolated off the image) would make anyone beside it look far away.
+        whole = [t for t in torsos if t < self.close_up_torso]
+        tallest = max(whole) if whole else max(torsos)
         kept, doubtful = [], []
         for person in people:
             ratio = person.area / biggest
