@@ -519,7 +519,8 @@ def main(argv=None) -> int:
                          "quick": args.quick, "sets": names}
     alphas, seconds, errors = run_ours(jobs, progress)
     results["ours"] = score_method(sets, keys, alphas, seconds, errors)
-    meta["ours"] = Ours.__doc__.split("\n")[0]
+    meta["ours"] = ("core.pipeline.matte_image: mediapipe (accurate) + closed-form, "
+                    "default trimap")
     if not args.no_peer:
         alphas, seconds, errors, version = run_rembg(jobs, progress)
         results["rembg u2netp"] = score_method(sets, keys, alphas, seconds, errors)

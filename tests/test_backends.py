@@ -62,8 +62,8 @@ def synthetic_matte_case(astronaut):
     image = fg * alpha[..., None] + bg * (1 - alpha[..., None]) + rng.normal(0, 0.002, fg.shape)
     image = np.clip(image, 0, 1).astype(np.float32)
     trimap = mask_to_trimap(alpha, __import__("core.trimap", fromlist=["TrimapParams"])
-                            .TrimapParams(fg_threshold=0.99, unknown_threshold=0.01,
-                                          erode_iterations=3, dilate_iterations=3))
+                            .TrimapParams.soft(fg_threshold=0.99, unknown_threshold=0.01,
+                                               erode_iterations=3, dilate_iterations=3))
     return image, trimap, alpha
 
 
