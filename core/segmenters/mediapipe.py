@@ -72,6 +72,8 @@ MODES = ("accurate", "fast")
 # person in more thumbnails (portraits scaled to 48 px: mean IoU 0.83 -> 0.87; 32 px
 # 0.47 -> 0.77). Below MIN_SIDE nobody can be seen reliably: the segmenter refuses.
 WORK_SIDE = 256
+# PoseModels.find_people numbers its whole-image looks 1..3 (max_rounds) and the tile look 4.
+TILE_LOOK_BEFORE = 3
 MIN_SIDE = 32
 
 
@@ -96,6 +98,15 @@ def _box_around(body: np.ndarray, margin: float) -> tuple[int, int, int, int] | 
     grow = margin * max(x1 - x0, y1 - y0)
     return (int(max(0, x0 - grow)), int(max(0, y0 - grow)),
             int(min(width, x1 + grow)), int(min(height, y1 + grow)))
+
+
+def _has_face(body: np.ndarray, centres) -> bool:
+    """Whether a face centre ``(x, y)`` lies in ``body`` 's bounding box (grown by 10 %)."""
+    box = _box_around(body, 0.1)
+    if box is None:
+        return False
+    x0, y0, x1, y1 = box
+    return any(x0 <= x < x1 and y0 <= y < y1 for x, y in centres)
 
 
 def _attached(soft: np.ndarray, body: np.ndarray) -> np.ndarray:
@@ -343,6 +354,12 @@ class MediaPipeSegmenter(Segmenter):
                    for f in faces]
         kept = [p for p in kept if p.look == 1 or
                 sum(p.mask[y, x] > 0.5 for x, y in centres) < 2]
+        if not any(p.look == 1 for p in kept):
+            # Nobody on the detector's whole-image looks: a small person (under 5 % of
+            # the image) found only in a tile needs a face too (a launch tower, seen as a
+            # person in a tile of an empty scene).
+            kept = [p for p in kept if p.look <= TILE_LOOK_BEFORE or
+                    p.area >= 0.05 * height * width or _has_face(p.mask > 0.5, centres)]
         tallest, ground = 0, -1
         for person in kept:
             body = person.mask > 0.5
