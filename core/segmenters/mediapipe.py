@@ -18,10 +18,11 @@ Two modes (constructor option ``mode``):
      (the ``landscape`` model, for step 5).
   3. Everyone the detector finds on its first look is kept. People found only later
      (with the others greyed out, or in tiles) are kept when they are a main subject: at
-     least ``main_subject_ratio`` of the biggest person's area or torso length, and seen
-     by a selfie model (mean ``context_support`` over their body, the larger of the
-     whole-image and the crop mask: with a close-up greyed out, the detector can imagine
-     a big person in a blurred background); or, all
+     least ``main_subject_ratio`` of the biggest person's area or of the longest torso
+     (among the whole bodies when there are any: a close-up's hips are extrapolated off
+     the image), and seen by a selfie model (mean ``context_support`` over their body,
+     the larger of the whole-image and the crop mask: with a close-up greyed out, the
+     detector can imagine a big person in a blurred background); or, all
      three at once, they stand with the main subjects (within ``group_gap`` times their
      own size), on the same ground line (their lowest point no more than
      ``ground_tolerance`` of the image height above the main subjects' lowest point:
@@ -33,16 +34,21 @@ Two modes (constructor option ``mode``):
      keep step 5 from adding them back.
   3b. People too small for the pose detector (seated in a classroom, a small person
      beside close-ups) are found by their face: the wheel's full-range face detector on
-     half-size tiles (:mod:`core.segmenters.faces`). A face that no kept body covers,
-     at least ``face_to_subject`` (0.1) of the tallest kept person's height (or
+     the image and on tiles half its short side (:mod:`core.segmenters.faces`). A face
+     the kept masks are not sure over (mean under ``face_covered``, 0.8, on the face
+     box), at least ``face_to_subject`` (0.1) of the tallest kept person's height (or
      ``face_to_subject_ground`` (0.03) when their body ends on the kept people's ground
      line), gets a body: the general selfie model shown a square around the face,
      keeping the region connected to it. A later-look pose person whose body covers two
      or more faces is dropped (a band the landmark model draws across people seated
-     side by side).
-  4. Per person: a whole body (torso shorter than ``close_up_torso`` of the image height)
-     takes the pose mask, nudged by the crop's selfie mask (``pose_weight``); a close-up
-     takes the larger of the two (the pose mask is coarse there, the selfie mask sharp).
+     side by side); with nobody on the whole-image looks, a small person found only in
+     a tile must have a face (an empty scene's launch tower).
+  4. Per person: a whole body (torso shorter than ``close_up_torso`` of the image height,
+     legs seen) takes the pose mask, nudged by the crop's selfie mask (``pose_weight``);
+     a close-up, or an upper body cut by the frame (knees and ankles not seen), takes
+     the larger of the two (the pose mask is coarse there, the selfie mask sharp), the
+     selfie mask only on its regions touching the pose body. A crop that takes in other
+     people is padded to a square for the selfie model, which squeezes its input.
   5. People are merged with ``max``. Where the whole-image selfie mask finds a person far
      from everyone the pose model found (a person the detector missed), and that blob is
      as big as a main subject, the selfie mask is used there.
