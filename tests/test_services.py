@@ -89,7 +89,7 @@ def test_trimap_parameters_per_request(services, astronaut_bytes):
     soft = unknown_count(method="soft")  # the original's: 10 erosions and dilations
     assert unknown_count(method="soft", erode_iterations=2, dilate_iterations=2) < soft
     assert default < unknown_count(method="binary") < soft  # binary: erode 1, dilate 5
-    assert unknown_count(band_fraction=0.03) > default
+    assert unknown_count(band_fraction=0.08) > default
     assert unknown_count(format="npy") == default
 
 

@@ -373,8 +373,9 @@ class MediaPipeSegmenter(Segmenter):
             if rows.size:
                 tallest = max(tallest, int(rows[-1] - rows[0] + 1))
                 ground = max(ground, int(rows[-1]))
-        # With nobody kept, any face big enough to be a subject: a tenth of the image.
-        reference = tallest if tallest else 0.5 * height
+        # With nobody kept, a face must be a tenth of the image tall to count (a false
+        # 10 px "face" on a 160 px launch-pad thumbnail is not a subject).
+        reference = tallest if tallest else height
         # A face counts as someone's when the kept masks are sure over it: a later look's
         # band of grey across a seated row covers a face's centre but not the face.
         sure = np.zeros((height, width), np.float32)
