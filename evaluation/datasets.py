@@ -226,12 +226,14 @@ def single_person(mask: np.ndarray) -> bool:
 GROUP_LAYOUTS = ("L-", "-R", "L--", "-s-", "L-sR", "--", "-s", "Ls-R", "--R", "s--")
 
 
-def _panel(sample: Sample, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """The portrait scaled to ``height`` and cropped to its person plus 10 % margins."""
-    h, w = sample.truth.shape
+def portrait_panel(image: np.ndarray, truth: np.ndarray,
+                   height: int) -> tuple[np.ndarray, np.ndarray]:
+    """A portrait (``uint8`` RGB, ``bool`` person mask) scaled to ``height`` and cropped to
+    its person plus 10 % margins: ``(image, mask)``."""
+    h, w = truth.shape
     new_w = max(1, round(w * height / h))
-    image = cv2.resize(sample.image, (new_w, height), interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(sample.truth.astype(np.uint8), (new_w, height),
+    image = cv2.resize(image, (new_w, height), interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(truth.astype(np.uint8), (new_w, height),
                       interpolation=cv2.INTER_NEAREST) > 0
     xs = np.flatnonzero(mask.any(axis=0))
     margin = int(0.1 * new_w)
@@ -263,7 +265,8 @@ def group_composites(portrait_samples: list[Sample], layouts=GROUP_LAYOUTS, heig
         start += len(layout)
         pieces = []  # (visible image, visible mask, solo image, solo box, y offset)
         for sample, kind in zip(members, layout):
-            image, mask = _panel(sample, round(0.6 * height) if kind == "s" else height)
+            image, mask = portrait_panel(sample.image, sample.truth,
+                                         round(0.6 * height) if kind == "s" else height)
             ph, pw = mask.shape
             xs = np.flatnonzero(mask.any(axis=0))
             x0, x1 = 0, pw
