@@ -126,3 +126,17 @@ def test_classroom_four_seated_people(segmenter):
         mask = segmenter.segment(sample.image)
         coverage = [recall(mask, boxes_mask(mask.shape, p.core)) for p in sample.people]
         assert min(coverage) >= 0.9, (sample.name, coverage)
+
+
+def test_stray_pieces_without_a_person_are_dropped():
+    from core.segmenters.mediapipe import _drop_strays
+
+    mask = np.zeros((200, 300), np.float32)
+    mask[50:190, 20:120] = 0.95          # a person (their core is sure)
+    mask[10:20, 200:210] = 0.7           # a small piece of a flag, nobody's core in it
+    mask[60:190, 180:290] = 0.6          # a big region nobody's core is in: kept
+    cores = [mask > 0.8]
+    out = _drop_strays(mask, cores)
+    assert (out[10:20, 200:210] < 0.5).all()
+    assert np.array_equal(out[50:190, 20:120], mask[50:190, 20:120])
+    assert (out[60:190, 180:290] > 0.5).all()

@@ -51,7 +51,9 @@ Two modes (constructor option ``mode``):
      people is padded to a square for the selfie model, which squeezes its input.
   5. People are merged with ``max``. Where the whole-image selfie mask finds a person far
      from everyone the pose model found (a person the detector missed), and that blob is
-     as big as a main subject, the selfie mask is used there.
+     as big as a main subject, the selfie mask is used there. Last, small pieces of mask
+     holding no person's sure core (under 5 % of the smallest person's region: a flag
+     beside a close-up) are lowered under 0.5.
 
 The mask stays soft (both models give probabilities); the default trimap
 (:func:`core.trimap.decided_trimap`) decides it at 0.5 and leaves only a thin band along
@@ -113,6 +115,37 @@ def _has_face(body: np.ndarray, centres) -> bool:
         return False
     x0, y0, x1, y1 = box
     return any(x0 <= x < x1 and y0 <= y < y1 for x, y in centres)
+
+
+def _drop_strays(mask: np.ndarray, cores: list, fraction: float = 0.05) -> np.ndarray:
+    """``mask`` less its stray regions: 8-connected regions of ``mask > 0.5`` that hold no
+    person's core (``cores``: bool masks where a person's own mask is sure) and are smaller
+    than ``fraction`` of the smallest person region that does (a flag's pieces beside a
+    close-up). They are lowered to just under 0.5, so the decided trimap calls them
+    background; a region the whole-image selfie model added (someone the detector missed)
+    is as big as a main subject and stays."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (mask > 0.5).astype(np.uint8), connectivity=8)
+    if count <= 2 or not cores:
+        return mask
+    core = np.zeros(mask.shape, bool)
+    for c in cores:
+        core |= c
+    holding = np.zeros(count, bool)
+    holding[np.unique(labels[core & (labels > 0)])] = True
+    holding[0] = False
+    if not holding.any():
+        return mask
+    areas = stats[:, cv2.CC_STAT_AREA]
+    smallest = areas[holding].min()
+    stray = np.flatnonzero(~holding & (areas < fraction * smallest))
+    stray = stray[stray > 0]
+    if stray.size == 0:
+        return mask
+    out = mask.copy()
+    where = np.isin(labels, stray)
+    out[where] = np.minimum(out[where], 0.45)
+    return out
 
 
 def _attached(soft: np.ndarray, body: np.ndarray) -> np.ndarray:
@@ -329,7 +362,11 @@ class MediaPipeSegmenter(Segmenter):
         explained = merged > 0.5
         for person in bystanders:
             explained |= person.mask > 0.5
-        return self._add_missed_people(merged, selfie_landscape, explained, biggest)
+        merged = self._add_missed_people(merged, selfie_landscape, explained, biggest)
+        # Small pieces holding nobody's sure core (a flag beside a close-up) are decided
+        # background here: the decided trimap would otherwise make them opaque.
+        cores = [person.mask > 0.8 for person in people] + [m > 0.8 for m in face_masks]
+        return _drop_strays(merged, cores)
 
     def _people_by_face(self, image: np.ndarray, people, kept) -> tuple[list, list]:
         """Step 3b: people the pose detector missed or left as bystanders, found by their
