@@ -26,6 +26,10 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evaluation.datasets import portrait_panel, single_person  # noqa: E402  (one rule each)
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DATASETS = ("dance-twirl", "portraits", "groups")
 
@@ -90,21 +94,6 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, step: int = 1
     return samples
 
 
-def _single_person(mask: np.ndarray) -> bool:
-    """Most likely one person, big in the frame: one blob holding nearly all of the mask,
-    no wider than 0.9 of its height (two people side by side are wider), 10-60% of the
-    image, touching the bottom edge (a portrait, not a street scene)."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count < 2:
-        return False
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    blob = 1 + int(np.argmax(areas))
-    narrow = stats[blob, cv2.CC_STAT_WIDTH] <= 0.9 * stats[blob, cv2.CC_STAT_HEIGHT]
-    fraction = mask.mean()
-    return (areas.max() >= 0.97 * areas.sum() and narrow and 0.1 <= fraction <= 0.6
-            and mask[-1].any())
-
-
 def make_groups(portraits: list[Sample], sizes=(2, 3, 2, 3, 2, 3, 2, 3), height: int = 480,
                 seed: int = 0) -> list[Sample]:
     """Group photos made from single-person portraits: each portrait scaled to ``height``,
@@ -112,7 +101,7 @@ def make_groups(portraits: list[Sample], sizes=(2, 3, 2, 3, 2, 3, 2, 3), height:
     the portraits in a fixed random order drawn with ``seed``, none used twice). Each
     person's mask is kept in ``people`` (a panel whose portrait holds two people close
     together counts as one "person" there)."""
-    singles = [s for s in portraits if _single_person(s.mask)]
+    singles = [s for s in portraits if single_person(s.mask)]
     order = np.random.default_rng(seed).permutation(len(singles))  # mix the sources
     singles = [singles[i] for i in order]
     groups, start = [], 0
@@ -123,16 +112,9 @@ def make_groups(portraits: list[Sample], sizes=(2, 3, 2, 3, 2, 3, 2, 3), height:
         start += size
         panels, masks = [], []
         for sample in members:
-            h, w = sample.mask.shape
-            new_w = max(1, round(w * height / h))
-            image = cv2.resize(sample.image, (new_w, height), interpolation=cv2.INTER_AREA)
-            mask = cv2.resize(sample.mask.astype(np.uint8), (new_w, height),
-                              interpolation=cv2.INTER_NEAREST) > 0
-            xs = np.flatnonzero(mask.any(axis=0))
-            margin = int(0.1 * new_w)
-            x0, x1 = max(0, xs.min() - margin), min(new_w, xs.max() + 1 + margin)
-            panels.append(image[:, x0:x1])
-            masks.append(mask[:, x0:x1])
+            image, mask = portrait_panel(sample.image, sample.mask, height)
+            panels.append(image)
+            masks.append(mask)
         canvas = np.concatenate(panels, axis=1)
         people, offset = [], 0
         for mask in masks:

@@ -146,28 +146,34 @@ class People:
         """People from a backend's instance masks (``float32`` ``N x H x W``, most confident
         first) and scores: everyone's mask is their union (clipped sum), each pixel belongs
         to the instance most sure of it."""
-        height, width = masks.shape[1:] if masks.ndim == 3 else (0, 0)
         if masks.ndim != 3 or len(masks) == 0:
-            return cls(np.zeros((height, width), np.float32) if masks.ndim == 3 else masks)
+            return cls(np.zeros(masks.shape[-2:], np.float32))
         mask = np.clip(masks.sum(axis=0), 0.0, 1.0).astype(np.float32)
         owner = masks.argmax(axis=0).astype(np.int32)
         owner[masks.max(axis=0) < 0.1] = -1
+        return cls.from_labels(mask, owner, scores)
+
+    @classmethod
+    def from_labels(cls, mask: np.ndarray, labels: np.ndarray, scores=None,
+                    min_share: float = MIN_PERSON_SHARE) -> "People":
+        """People from a mask and which pixels are whose (``int32`` ``H x W``, ``-1``:
+        nobody's). A labelled region with less than ``min_share`` of the image at
+        ``mask >= 0.5`` is nobody (its pixels become ``-1``); the rest are renumbered
+        largest first. ``scores[i]`` is label ``i``'s, else the mean of the mask over them."""
+        body = mask >= 0.5
+        count = int(labels.max()) + 1 if labels.size else 0
+        areas = np.bincount(labels[body & (labels >= 0)], minlength=count) if count else []
+        floor = max(1, int(min_share * mask.size))
+        order = sorted((i for i in range(count) if areas[i] >= floor), key=lambda i: -areas[i])
+        remap = np.full(count + 1, -1, np.int32)  # index -1 (nobody) stays -1
         people = []
-        for index, (instance, score) in enumerate(zip(masks, scores)):
-            body = instance >= 0.5
-            ys, xs = np.nonzero(body)
-            if ys.size == 0:
-                owner[owner == index] = -1
-                people.append(Person((0, 0, 0, 0), float(score), 0))
-                continue
-            people.append(Person((int(xs.min()), int(ys.min()), int(xs.max()) + 1,
-                                  int(ys.max()) + 1), float(score), int(body.sum())))
-        order = sorted(range(len(people)), key=lambda i: -people[i].area)
-        remap = np.full(len(people) + 1, -1, np.int32)
         for new, old in enumerate(order):
             remap[old] = new
-        labels = np.where(owner >= 0, remap[owner], -1).astype(np.int32)
-        return cls(mask, [people[i] for i in order if people[i].area > 0], labels)
+            ys, xs = np.nonzero(body & (labels == old))
+            score = float(scores[old]) if scores is not None else float(mask[ys, xs].mean())
+            people.append(Person((int(xs.min()), int(ys.min()), int(xs.max()) + 1,
+                                  int(ys.max()) + 1), score, int(areas[old])))
+        return cls(mask, people, remap[labels])
 
     def chosen(self, selection: Selection) -> list[int]:
         """Indices of the people ``selection`` keeps.

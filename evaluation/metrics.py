@@ -191,3 +191,44 @@ def flicker(images, alphas, reference=None, still: float = 2.0) -> dict:
     return {"still": sums["still"] / max(sums["still_pixels"], 1),
             "edge": sums["edge"] / max(sums["edge_pixels"], 1),
             "still_pixels": sums["still_pixels"], "edge_pixels": sums["edge_pixels"]}
+
+
+# -- people: how much of each person is kept, and how much of the matte is neither 0 nor 1 --
+
+SEMI_LOW, SEMI_HIGH = 0.1, 0.9
+
+
+def semi_transparent_share(alpha: np.ndarray, region: np.ndarray | None = None,
+                           low: float = SEMI_LOW, high: float = SEMI_HIGH) -> float:
+    """Share of pixels with ``low < alpha < high`` (over ``region``, a ``bool`` mask or a
+    ``(x0, y0, x1, y1)`` box, else the whole image). Ghosts and wide soft bands raise it;
+    a crisp matte of a person keeps it to a thin band along the outline (a few %)."""
+    alpha = np.asarray(alpha, dtype=np.float32)
+    semi = (alpha > low) & (alpha < high)
+    if region is None:
+        return float(semi.mean()) if semi.size else 0.0
+    if isinstance(region, tuple):
+        x0, y0, x1, y1 = region
+        part = semi[y0:y1, x0:x1]
+        return float(part.mean()) if part.size else 0.0
+    _check_same_shape(alpha, region, "semi_transparent_share")
+    count = np.count_nonzero(region)
+    return float(np.count_nonzero(semi & region) / count) if count else 0.0
+
+
+def recall(alpha: np.ndarray, person: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of ``person`` 's pixels (``bool`` mask) where ``alpha > threshold``; 1.0 for
+    an empty person."""
+    _check_same_shape(alpha, person, "recall")
+    total = np.count_nonzero(person)
+    if total == 0:
+        return 1.0
+    return float(np.count_nonzero((alpha > threshold) & person) / total)
+
+
+def boxes_mask(shape, boxes) -> np.ndarray:
+    """``bool`` mask of the union of ``(x0, y0, x1, y1)`` boxes."""
+    mask = np.zeros(shape[:2], bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[max(0, y0):y1, max(0, x0):x1] = True
+    return mask

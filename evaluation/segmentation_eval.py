@@ -31,15 +31,18 @@ log = logging.getLogger(__name__)
 SEGMENTER_VARIANTS = {"mediapipe": [{"mode": "fast"}, {"mode": "fast", "model": "landscape"}]}
 
 FIXED_TRIMAP = "fixed (10 iterations)"
+DECIDED_TRIMAP = "decided (default)"
 
 
 def trimap_variants(band_scales) -> dict[str, dict]:
-    """``{label: query parameters}``: the seed's fixed band (given explicitly, whatever the
-    service's defaults become), then one band per scale."""
-    variants = {FIXED_TRIMAP: {"band_scale": "0", "erode_iterations": "10",
+    """``{label: query parameters}``: the seed's fixed band (the original soft trimap,
+    given explicitly, whatever the service's defaults become), one soft band per scale,
+    and the service's default (the decided trimap: a thin band along each person)."""
+    variants = {FIXED_TRIMAP: {"method": "soft", "band_scale": "0", "erode_iterations": "10",
                                "dilate_iterations": "10"}}
     for scale in band_scales:
-        variants[f"band_scale={scale:g}"] = {"band_scale": f"{scale:g}"}
+        variants[f"band_scale={scale:g}"] = {"method": "soft", "band_scale": f"{scale:g}"}
+    variants[DECIDED_TRIMAP] = {}
     return variants
 
 

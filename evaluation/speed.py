@@ -243,7 +243,7 @@ def matting_options(image: np.ndarray, reps: int = 2) -> list[dict]:
     settings += [("closed-form, tolerance=1e-4, max_unknown=25k", "closed-form",
                   {"tolerance": 1e-4, "max_unknown": 25_000}, TrimapParams())]
     settings += [(f"closed-form (default), trimap band_scale={s:g}", "closed-form", {},
-                  TrimapParams(band_scale=s)) for s in (0.05, 0.1)]
+                  TrimapParams.soft(band_scale=s)) for s in (0.05, 0.1)]
     if "guided-filter" in MATTERS:
         settings += [("guided-filter", "guided-filter", {}, TrimapParams())]
     rows, reference = [], None

@@ -61,8 +61,8 @@ def synthetic_matte_case(astronaut):
     alpha = np.clip((radius - np.hypot(yy - 100, xx - 120)) / 6 + 0.5, 0, 1).astype(np.float32)
     image = fg * alpha[..., None] + bg * (1 - alpha[..., None]) + rng.normal(0, 0.002, fg.shape)
     image = np.clip(image, 0, 1).astype(np.float32)
-    trimap = mask_to_trimap(alpha, TrimapParams(fg_threshold=0.99, unknown_threshold=0.01,
-                                                erode_iterations=3, dilate_iterations=3))
+    trimap = mask_to_trimap(alpha, TrimapParams.soft(fg_threshold=0.99, unknown_threshold=0.01,
+                                                     erode_iterations=3, dilate_iterations=3))
     return image, trimap, alpha
 
 

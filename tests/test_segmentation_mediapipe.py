@@ -128,8 +128,12 @@ def test_group_photos_have_everyone(accurate, portraits):
         mask = accurate.segment(group.image)
         recalls = [person_recall(mask, person) for person in group.people]
         assert min(recalls) >= 0.8, (group.name, recalls)
-        # 0.7, not higher: portrait 191 shows two children and its true mask only one.
-        assert mask_iou(mask, group.mask) >= 0.7, group.name
+        # 0.68, not higher: portrait 191 shows two children and its true mask only one
+        # (0.729 before issue 11; 0.696 since a close-up's crop that takes in other
+        # people is padded to a square for the selfie model, which takes in more of the
+        # second child and the wall beside him: the price of the group-at-the-frame-edge
+        # case's fix, where the middle person went from 0.79 to 0.97 of alone).
+        assert mask_iou(mask, group.mask) >= 0.68, group.name
 
 
 @needs_data

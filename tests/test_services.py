@@ -101,9 +101,11 @@ def test_trimap_parameters_per_request(services, astronaut_bytes):
         assert r.status_code == 200, r.text
         return int((decode_image(r.content)[:, :, 0] == UNKNOWN).sum())
 
-    default = unknown_count()
-    assert unknown_count(erode_iterations=2, dilate_iterations=2) < default
-    assert unknown_count(method="binary") < default  # erode 1, dilate 5
+    default = unknown_count()  # the decided trimap: a thin band along the outline
+    soft = unknown_count(method="soft")  # the original's: 10 erosions and dilations
+    assert unknown_count(method="soft", erode_iterations=2, dilate_iterations=2) < soft
+    assert default < unknown_count(method="binary") < soft  # binary: erode 1, dilate 5
+    assert unknown_count(band_fraction=0.08) > default
     assert unknown_count(format="npy") == default
 
 

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                 reason="Debian's chromium and chromium-driver are not installed "
                                        "(scripts/test.sh installs them as root)")
 GROUP = Path(__file__).resolve().parent / "data" / "group_at_frame_edge.jpg"
+GROUP_SHAPE = (512, 1152)
 
 
 @pytest.fixture(scope="module")
@@ -81,24 +82,37 @@ def test_switch_a_person_off_and_on(browser, services):
     assert len(boxes) >= 3 and all(b.is_selected() for b in boxes)
     people = json.loads(requests.post(services.matting + "/matte", timeout=WAIT,
                                       files={"image": GROUP.read_bytes()}).headers["X-People"])
-    x0, y0, x1, y1 = people[1]["box"]
+    # Switch off the person with the most of their box to themselves (boxes overlap).
+    shape = GROUP_SHAPE
+
+    def own_region(index):
+        region = np.zeros(shape, bool)
+        x0, y0, x1, y1 = people[index]["box"]
+        region[y0:y1, x0:x1] = True
+        for j, other in enumerate(people):
+            if j != index:
+                ox0, oy0, ox1, oy1 = other["box"]
+                region[oy0:oy1, ox0:ox1] = False
+        return region
+
+    target = max(range(1, len(people)), key=lambda i: own_region(i).sum())
+    region = own_region(target)
+
+    def shown(alpha):  # share of the person's own part of their box in the matte
+        return float((alpha[..., 0][region] > 127).mean())
+
     before = decode_image(result_bytes(browser))
     href = browser.find_element("id", "download").get_attribute("href")
-    boxes[1].click()                                          # person 2 off
+    boxes[target].click()                                          # that person off
     wait_done(browser, href)
     off = decode_image(result_bytes(browser))
-    region = (slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4),
-              slice(x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4))
-    def shown(alpha):  # share of the middle of the person's box in the matte
-        return float((alpha[region][..., 0] > 127).mean())
-
-    assert shown(before) > 0.3 and shown(off) < 0.02
+    assert shown(before) > 0.2 and shown(off) < 0.02
     # The largest person stays (matting the band again moves a few edge pixels only).
-    largest = (slice(None), slice(people[0]["box"][0], people[0]["box"][2]))
-    kept_before = (before[largest][..., 0] > 127).mean()
-    assert abs((off[largest][..., 0] > 127).mean() - kept_before) < 0.02 * kept_before
+    largest = own_region(0)
+    kept_before = (before[..., 0][largest] > 127).mean()
+    assert abs((off[..., 0][largest] > 127).mean() - kept_before) < 0.02 * kept_before
     href = browser.find_element("id", "download").get_attribute("href")
-    browser.find_elements("css selector", "#people-list input")[1].click()  # and on again
+    browser.find_elements("css selector", "#people-list input")[target].click()  # on again
     wait_done(browser, href)
     again = decode_image(result_bytes(browser))
     assert shown(again) > 0.95 * shown(before)

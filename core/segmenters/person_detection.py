@@ -68,6 +68,8 @@ node {
 # Landmark indices (MediaPipe pose topology).
 SHOULDERS = (11, 12)
 HIPS = (23, 24)
+KNEES = (25, 26)
+ANKLES = (27, 28)
 
 
 @dataclass
@@ -95,6 +97,23 @@ class Person:
         """Pixels where the mask is above one half."""
         return int(np.count_nonzero(self.mask > 0.5))
 
+    def legs_seen(self, min_visibility: float = 0.5) -> bool:
+        """Whether the legs are seen: the knees' mean visibility is at least
+        ``min_visibility`` or an ankle is in frame (:meth:`feet_in_frame`). An upper
+        body cut by the bottom edge has neither (knees ~0.4 on the group case); a
+        dancer whose feet leave the frame as the camera closes in keeps her knees
+        (0.65-1.0 on dance-twirl)."""
+        knees = float(self.landmarks[list(KNEES), 3].mean())
+        return knees >= min_visibility or self.feet_in_frame(min_visibility)
+
+    def feet_in_frame(self, min_visibility: float = 0.5) -> bool:
+        """Whether an ankle is seen inside the image: ``y <= 1`` and visibility at least
+        ``min_visibility``. The landmark model extrapolates parts out of frame, below
+        the bottom edge or squeezed just inside it with a low visibility (0.3-0.4 on
+        an upper-body photo)."""
+        ankles = self.landmarks[list(ANKLES)]
+        return bool(((ankles[:, 1] <= 1.0) & (ankles[:, 3] >= min_visibility)).any())
+
     def torso_fraction(self, height: int, width: int) -> float:
         """Shoulder-to-hip length over the image height: ~0.1-0.3 for a whole body in
         frame, 0.5 and more for a close-up (the hips are then extrapolated, off-image)."""
@@ -116,17 +135,19 @@ def _flip_detection(detection):
     return flipped
 
 
-def _move_detection(detection, x0: int, y0: int, side: int, width: int, height: int):
-    """A detection made in the square tile at ``(x0, y0)`` (``side`` pixels), in the
-    normalised coordinates of the whole ``width x height`` image."""
+def _move_detection(detection, x0: int, y0: int, side, width: int, height: int):
+    """A detection made in the tile at ``(x0, y0)`` (``side`` pixels square, or
+    ``(tile width, tile height)``), in the normalised coordinates of the whole
+    ``width x height`` image."""
+    side_x, side_y = (side, side) if np.isscalar(side) else side
     moved = type(detection)()
     moved.CopyFrom(detection)
     box = moved.location_data.relative_bounding_box
-    box.xmin, box.ymin = (x0 + box.xmin * side) / width, (y0 + box.ymin * side) / height
-    box.width, box.height = box.width * side / width, box.height * side / height
+    box.xmin, box.ymin = (x0 + box.xmin * side_x) / width, (y0 + box.ymin * side_y) / height
+    box.width, box.height = box.width * side_x / width, box.height * side_y / height
     for keypoint in moved.location_data.relative_keypoints:
-        keypoint.x = (x0 + keypoint.x * side) / width
-        keypoint.y = (y0 + keypoint.y * side) / height
+        keypoint.x = (x0 + keypoint.x * side_x) / width
+        keypoint.y = (y0 + keypoint.y * side_y) / height
     return moved
 
 
@@ -176,6 +197,17 @@ class PoseModels:
             for detection in self.detect(np.ascontiguousarray(tile)):
                 found.append(_move_detection(detection, x0, y0, side, width, height))
         return sorted(found, key=lambda d: -d.score[0])
+
+    def detect_in_box(self, image: np.ndarray, box: tuple[int, int, int, int]) -> list:
+        """Pose detections in the region ``box`` ``(x0, y0, x1, y1)`` of ``image``, the
+        detector shown that region alone (so a person small in the image is large to it),
+        in whole-image coordinates, best first."""
+        height, width = image.shape[:2]
+        x0, y0, x1, y1 = box
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        found = self.detect(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        return [_move_detection(d, x0, y0, (x1 - x0, y1 - y0), width, height) for d in found]
 
     def segment(self, image: np.ndarray, detection) -> Person | None:
         """Landmarks and soft mask of the person behind ``detection``; ``None`` when the
