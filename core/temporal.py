@@ -8,31 +8,49 @@ import numpy as np
 
 
 class TemporalSmoother:
-    """Exponential moving average of a per-pixel map where the input barely changed.
+    """Exponential moving average of a per-pixel map (soft mask, alpha) that follows motion.
 
-    For each pixel the update rate is ``still_rate`` where the (slightly blurred, grey)
-    input changed by at most ``low`` grey levels since the previous frame, 1 where it
-    changed by ``high`` or more, and linear in between: still regions settle (no
-    flicker from the segmenter's and encoder's noise), moving ones follow at once.
+    For each pixel the update rate (the weight of the new value) is the larger of two:
+
+    - from the input: ``still_rate`` where the (slightly blurred, grey) input changed by
+      at most ``low`` grey levels since the previous frame, 1 where it changed by ``high``
+      or more, linear in between;
+    - from the map itself: 0 where the new value differs from the smoothed one by at most
+      ``follow_low``, 1 where it differs by ``follow_high`` or more, linear in between.
+
+    Still regions settle (the segmenter's and the encoder's tremble at an outline, a few
+    hundredths to a few tenths, is averaged away), while anything that moves is followed
+    at once, even where the input barely changes: an arm swinging over a wall of its own
+    colour turns the map from 1 to 0 where it was, and a rate from the input alone would
+    leave a fading trail of it for several frames (``still_rate`` 0.25: 0.75, 0.56, 0.42...).
 
     Args:
         still_rate: weight of the new value in still regions, in ``(0, 1]``.
-        low, high: change thresholds in grey levels (0-255).
+        low, high: input change thresholds in grey levels (0-255).
+        follow_low, follow_high: map change thresholds (map units, 0-1; a ``follow_low``
+            of 1 or more turns following the map off: the input alone sets the rate).
+    Raises:
+        ValueError: a value out of range.
     """
 
-    def __init__(self, still_rate: float = 0.25, low: float = 3.0, high: float = 12.0):
+    def __init__(self, still_rate: float = 0.25, low: float = 3.0, high: float = 12.0,
+                 follow_low: float = 0.3, follow_high: float = 0.6):
         if not 0 < still_rate <= 1:
             raise ValueError(f"still_rate must lie in (0, 1], got {still_rate}")
         if not 0 <= low < high:
             raise ValueError(f"need 0 <= low < high, got low={low}, high={high}")
+        if not 0 <= follow_low < follow_high:
+            raise ValueError(f"need 0 <= follow_low < follow_high, got {follow_low}, "
+                             f"{follow_high}")
         self.still_rate, self.low, self.high = still_rate, low, high
+        self.follow_low, self.follow_high = follow_low, follow_high
         self._grey: np.ndarray | None = None
         self.rate: np.ndarray | None = None
 
     def observe(self, image: np.ndarray) -> np.ndarray | None:
         """Take the next input frame (``uint8`` RGB ``H x W x 3``); returns the per-pixel
-        update rate (``float32`` ``H x W`` in ``[still_rate, 1]``), ``None`` on the first
-        frame or after a size change."""
+        update rate from the input (``float32`` ``H x W`` in ``[still_rate, 1]``), ``None``
+        on the first frame or after a size change."""
         grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 0)
         previous, self._grey = self._grey, grey
         if previous is None or previous.shape != grey.shape:
@@ -44,11 +62,24 @@ class TemporalSmoother:
         return self.rate
 
     def blend(self, previous: np.ndarray | None, current: np.ndarray) -> np.ndarray:
-        """``previous + rate * (current - previous)`` with the rate from the last
-        :meth:`observe` (``current`` unchanged when there is no rate or no previous)."""
+        """``previous + rate * (current - previous)``, the rate per pixel the larger of the
+        input's (from the last :meth:`observe`) and the map's own change (``current``
+        unchanged when there is no rate or no previous).
+
+        Args:
+            previous: the last smoothed map, ``float32`` ``H x W``, or ``None``.
+            current: this frame's map, ``float32`` ``H x W``.
+        Returns:
+            ``float32`` ``H x W``.
+        """
         if previous is None or self.rate is None or previous.shape != current.shape:
             return current
-        return cv2.add(previous, cv2.multiply(self.rate, cv2.subtract(current, previous)))
+        step = cv2.subtract(current, previous)
+        follow = cv2.absdiff(current, previous)
+        follow = np.clip((follow - self.follow_low) * (1.0 / (self.follow_high - self.follow_low)),
+                         0.0, 1.0)
+        rate = cv2.max(self.rate, follow)
+        return cv2.add(previous, cv2.multiply(rate, step))
 
 
 class VideoState:
@@ -60,10 +91,16 @@ class VideoState:
     Args:
         smoother: temporal smoothing of the soft mask (before the trimap is built) and of
             alpha; ``None`` turns smoothing off.
+
+    Attributes:
+        tracking: what a segmenter that follows people (``follows_people``, e.g.
+            :class:`core.segmenters.tracking.TrackingSegmenter`) carries from one frame to
+            the next: its own object, ``None`` until it first runs.
     """
 
     def __init__(self, smoother: TemporalSmoother | None = None):
         self.smoother = smoother
+        self.tracking = None
         self._mask: np.ndarray | None = None
         self._alpha: np.ndarray | None = None
         self.frames = 0
