@@ -227,3 +227,20 @@ def test_tracked_pipeline_steps_overlap_in_order(person_frames):
                lambda out: got.append(out[0]), queue_size=2)
     assert len(got) == len(expected)
     assert max(int(np.abs(g.astype(int) - e).max()) for g, e in zip(got, expected)) <= 1
+
+
+def test_classroom_keeps_all_four_seated_people(data_dir, tracker):
+    """The classroom clip (four people seated at desks, small in the frame; the pose
+    detector finds two of them): the first 16 frames at 854x480, each person's core boxes
+    (head and torso, annotated by hand) mostly in the mask on every frame."""
+    from benchmarks.bench_video_vs_rvm import classroom_cores
+
+    size = (480, 854)
+    cores = classroom_cores(size)
+    state = VideoState()
+    with VideoReader(data_dir / "video" / "classroom.mp4", size=size, max_frames=16) as reader:
+        for frame in reader:
+            person = tracker.segment(frame.image, state=state) > 0.5
+            kept = [np.concatenate([person[y0:y1, x0:x1].ravel() for x0, y0, x1, y1 in boxes])
+                    .mean() >= 0.5 for boxes in cores]
+            assert all(kept), (frame.index, kept)

@@ -18,24 +18,35 @@ for every person at once:
    hidden).
 2. **Discover.** Every ``detect_every`` frames, on the first frame, and on any frame where
    someone was lost, the pose detector looks at the frame with everyone followed greyed
-   out (and, on images wider or taller than 4:3, in square tiles along the long side, as
+   out (and, while nobody is followed, on images wider or taller than 4:3, in square
+   tiles along the long side too, as
    :meth:`~core.segmenters.person_detection.PoseModels.find_people` does). A detection
    whose body mostly repeats someone followed is dropped. With nobody followed yet,
    everyone the whole-frame look finds is kept (the accurate photo mode's first look);
    otherwise a newcomer must be a main subject: at least ``main_subject_ratio`` of the
-   biggest person followed by torso length (and its square by mask area), and seen by the selfie
-   model (mean ``context_support`` over their body, shown a crop around them), as in the
-   accurate photo mode. So the seated audience behind a dancer stays background, and a
-   person walking into a room with others in it is kept once their torso is in.
+   biggest person followed by torso length (and its square by mask area), and seen by
+   the selfie model (mean ``context_support`` over their body, shown a crop around
+   them), as in the accurate photo mode. So the seated audience behind a dancer stays
+   background, and a person walking into a room with others in it is kept once their
+   torso is in. Detections whose whole-body square is far smaller than the biggest
+   person's, or centred on someone followed, are skipped before the landmark model runs.
+   **Faces.** On the first discovery, every ``face_every``-th one, and whenever a
+   landmark track has spread over two faces, the full-range face detector looks too (on
+   the whole frame and on tiles): people too small or too hidden for the pose detector
+   (seated behind desks at the back of a classroom) are found by their face, given a
+   body by the general selfie model shown a square around it, and followed by that
+   mask (:class:`Body`: each frame the selfie model on their last box, the region within
+   a few pixels of their last outline). See :meth:`TrackingSegmenter._discover_faces`.
 3. **Combine.** A close-up (torso at least ``close_up_torso`` of the frame's height: the
    pose mask is coarse there) also gets the general selfie model on a crop around them,
    and takes the larger of the two masks, as the accurate photo mode does. People are
    merged with ``max``.
 
 There is no limit on the number of people (``max_people`` keeps the most prominent when
-given). Cost per frame: one landmark run per person (~14 ms on one core of the project's
-machine), plus a selfie run per close-up, plus a detector run every ``detect_every``
-frames; the accurate photo mode spends 3-6 model runs per person and frame.
+given). Cost per frame: one landmark run per person (about 14 ms on the project's idle
+2-core machine), plus a selfie run per close-up, plus a detector run every
+``detect_every`` frames; the accurate photo mode spends 3-6 model runs per person and
+frame.
 
 The tracks live in the video's :class:`~core.temporal.VideoState` (``state.tracking``),
 not in the segmenter, so one segmenter serves many videos (one at a time: the MediaPipe
@@ -119,6 +130,56 @@ def _box_around(body: np.ndarray, margin: float) -> tuple[int, int, int, int]:
             int(min(width, x1 + grow)), int(min(height, y1 + grow)))
 
 
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+# Frames a person found by their face may go unseen by the selfie model (their last mask
+# standing in) before they count as gone.
+BODY_MISSES = 5
+
+
+def _box_overlap(a: tuple, b: tuple) -> float:
+    """Intersection of two ``(x0, y0, x1, y1)`` boxes over the smaller one."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(w * h / smaller) if w > 0 and h > 0 and smaller > 0 else 0.0
+
+
+def _covers_two_faces(person, faces: list, height: int) -> bool:
+    """Whether ``person`` 's mask (> 0.5) covers two faces ``(x, y, width)`` at the height
+    of their own head (within two face widths of their nose landmark) and of about one
+    size (the smaller at least half the larger): a band the landmark model draws across
+    people seated side by side. A standing person's mask also covers the faces of a
+    crowd behind their body, lower down: those do not count."""
+    nose_y = float(person.landmarks[0, 1]) * height
+    covered = sorted((w for x, y, w in faces
+                      if person.mask[y, x] > 0.5 and abs(y - nose_y) <= 2 * w), reverse=True)
+    return len(covered) >= 2 and covered[1] >= 0.5 * covered[0]
+
+
+def _roi_side(roi, height: int, width: int) -> float:
+    """The longer side of a ROI (``NormalizedRect``) in pixels."""
+    return max(roi.width * width, roi.height * height)
+
+
+@dataclass
+class Body:
+    """A person found by their face and followed by their mask (no landmarks).
+
+    Attributes:
+        mask: ``float32`` ``H x W`` in ``[0, 1]``, the selfie model's soft mask.
+    """
+
+    mask: np.ndarray
+
+    @property
+    def area(self) -> int:
+        """Pixels where the mask is above one half."""
+        return int(np.count_nonzero(self.mask > 0.5))
+
+
 @dataclass
 class Track:
     """One person followed from frame to frame.
@@ -126,15 +187,19 @@ class Track:
     Attributes:
         id: unique within the video, in order of discovery.
         person: the last frame's :class:`~core.segmenters.person_detection.Person`
-            (soft body mask ``float32`` ``H x W`` in ``[0, 1]``, landmarks).
-        roi: the ROI for the next frame (MediaPipe ``NormalizedRect``).
+            (soft body mask ``float32`` ``H x W`` in ``[0, 1]``, landmarks), or a
+            :class:`Body` for a person found by their face.
+        roi: the ROI for the next frame (MediaPipe ``NormalizedRect``); ``None`` for a
+            :class:`Body`, followed from its last mask instead.
         since: the frame index where the person was first found.
+        misses: frames in a row a :class:`Body` was not seen (its last mask stood in).
     """
 
     id: int
     person: object
     roi: object
     since: int
+    misses: int = 0
 
 
 @dataclass
@@ -147,6 +212,9 @@ class Tracks:
     frame: int = 0                 # frames seen
     next_id: int = 0
     last_discovery: int = -1       # frame index of the last discovery
+    discoveries: int = 0           # how many there were
+    faces: list = field(default_factory=list)  # (x, y, width) of the last face look's faces
+    face_due: bool = False         # look for faces at the next discovery
     shape: tuple = ()
 
 
@@ -170,6 +238,10 @@ class TrackingSegmenter(Segmenter):
         min_detection_score: pose detections below this are ignored.
         flip_average: also run the landmark model on the mirror image and average the two
             masks (a second landmark run per person and frame).
+        face_every: look for people by their face on every this many discoveries (the
+            first one included; ``0``: never); see :meth:`_discover_faces`.
+        face_to_subject: a face found must be at least this share of the tallest
+            person's height wide.
     Raises:
         ValueError: an option out of range.
     """
@@ -180,6 +252,7 @@ class TrackingSegmenter(Segmenter):
     def __init__(self, detect_every: int = 8, main_subject_ratio: float = 0.65,
                  close_up_torso: float = 0.4, crop_margin: float = 0.3,
                  context_support: float = 0.5, tiles: bool = True, flip_average: bool = False,
+                 face_every: int = 4, face_to_subject: float = 0.1,
                  min_detection_score: float = 0.5):
         import mediapipe as mp  # imported here: ~1 s, and only the MediaPipe backends need it
         import mediapipe.python.solutions.pose  # noqa: F401  (registers the subgraphs' options)
@@ -201,6 +274,11 @@ class TrackingSegmenter(Segmenter):
         self.context_support = float(context_support)
         self.tiles = bool(tiles)
         self.flip_average = bool(flip_average)
+        if int(face_every) < 0 or not 0.0 <= float(face_to_subject) <= 1.0:
+            raise ValueError(f"face_every must be >= 0 and face_to_subject in [0, 1], got "
+                             f"{face_every} and {face_to_subject}")
+        self.face_every = int(face_every)
+        self.face_to_subject = float(face_to_subject)
         self._pose = PoseModels(min_detection_score)
         self._follow = SolutionBase(
             graph_config=_FOLLOW_GRAPH, outputs=["landmarks", "next_roi", "segmentation_mask"],
@@ -209,6 +287,8 @@ class TrackingSegmenter(Segmenter):
         self._detection_roi = SolutionBase(graph_config=_DETECTION_ROI_GRAPH, outputs=["roi"],
                                            stream_type_hints={"detection": PacketDataType.PROTO})
         self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self._face = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                               min_detection_confidence=0.6)
         # MediaPipe graphs are not re-entrant: one frame at a time through all of them.
         self._lock = threading.Lock()
 
@@ -259,21 +339,50 @@ class TrackingSegmenter(Segmenter):
         kept, lost = [], 0
         mirrored = np.ascontiguousarray(image[:, ::-1]) if self.flip_average else None
         for track in memory.tracks:
-            followed = self._run(image, track.roi, mirrored)
-            if followed is None:
-                lost += 1
-                continue
-            track.person, track.roi = followed
+            if track.roi is None:
+                body = self._follow_body(image, track.person)
+                if body is None:
+                    # The selfie model misses a small or blurred person now and then:
+                    # their last mask stands in for a few frames before they count as gone.
+                    track.misses += 1
+                    if track.misses > BODY_MISSES:
+                        lost += 1
+                        continue
+                else:
+                    track.person, track.misses = body, 0
+            else:
+                followed = self._run(image, track.roi, mirrored)
+                if followed is None:
+                    lost += 1
+                    continue
+                track.person, track.roi = followed
             kept.append(track)
         memory.tracks = self._without_duplicates(kept)
+        # A landmark track spread over two faces seen at the last face look has slid into
+        # a band across people seated side by side: dropped, and the faces looked at again.
+        height = image.shape[0]
+        spread = [t for t in memory.tracks
+                  if t.roi is not None and _covers_two_faces(t.person, memory.faces, height)]
+        if spread:
+            memory.tracks = [t for t in memory.tracks if not any(t is b for b in spread)]
+            lost += len(spread)
+            memory.face_due = True
         due = (memory.last_discovery < 0 or lost > 0
                or index - memory.last_discovery >= self.detect_every)
         if due:
-            memory.last_discovery = index
-            for person, roi in self._discover(image, [t.person for t in memory.tracks]):
+            found = self._discover(image, memory.tracks)
+            if self.face_every and (memory.face_due or memory.discoveries % self.face_every == 0):
+                memory.face_due = False
+                memory.tracks, bodies, memory.faces = self._discover_faces(
+                    image, memory.tracks + [Track(-1, person, roi, index) for person, roi in found])
+                found = [(t.person, t.roi) for t in memory.tracks if t.id < 0] + bodies
+                memory.tracks = [t for t in memory.tracks if t.id >= 0]
+            for person, roi in found:
                 memory.tracks.append(Track(memory.next_id, person, roi, index))
                 log.debug("frame %d: person %d found", index, memory.next_id)
                 memory.next_id += 1
+            memory.last_discovery = index
+            memory.discoveries += 1
         return memory.tracks
 
     def _run(self, image: np.ndarray, roi, mirrored: np.ndarray | None = None):
@@ -308,32 +417,49 @@ class TrackingSegmenter(Segmenter):
         return both > 0.5 * min(a.area, b.area)
 
     def _without_duplicates(self, tracks: list[Track]) -> list[Track]:
-        """Two tracks that slid onto the same person: the older one stays."""
+        """Two tracks of one kind (landmarks, or a face's body) that slid onto the same
+        person: the older one stays. A body and a landmark track may overlap: the
+        landmark model, following someone seated beside another, can spread over both,
+        and the body is then all that keeps the other one's outline."""
         kept: list[Track] = []
         for track in sorted(tracks, key=lambda t: t.id):
-            if not any(self._overlaps(track.person, k.person) for k in kept):
+            if not any((k.roi is None) == (track.roi is None)
+                       and self._overlaps(track.person, k.person) for k in kept):
                 kept.append(track)
         return kept
 
-    def _discover(self, image: np.ndarray, followed: list) -> list:
-        """New people (``(Person, ROI)`` pairs) in ``image``, the ``followed`` ones hidden."""
+    def _discover(self, image: np.ndarray, tracks: list[Track]) -> list:
+        """New people (``(Person, ROI)`` pairs) in ``image``, those of ``tracks`` hidden."""
         height, width = image.shape[:2]
+        followed = [t.person for t in tracks]
         view = image
+        hidden = np.zeros((height, width), bool)
         if followed:
-            hidden = np.zeros((height, width), np.uint8)
+            grey = np.zeros((height, width), np.uint8)
             for person in followed:
-                hidden |= (person.mask > 0.25).astype(np.uint8)
-            hidden = cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0
+                grey |= (person.mask > 0.25).astype(np.uint8)
+            hidden = cv2.dilate(grey, np.ones((5, 5), np.uint8)) > 0
             view = image.copy()
             view[hidden] = 127
         looks = [(True, d) for d in self._pose.detect(view)]
-        if self.tiles:
+        if self.tiles and not tracks:
+            # Tiles find people too small for the whole-frame look; with someone followed,
+            # a newcomer must be nearly their size, which the whole-frame look sees.
             looks += [(False, d) for d in self._pose.detect_in_tiles(view)]
+        # A detection's ROI is its whole body's square; one far smaller than the biggest
+        # person's cannot be a main subject, and one centred on someone followed is their
+        # greyed silhouette: both are skipped before the landmark model runs (~14 ms each).
+        biggest = max((_roi_side(t.roi, height, width) for t in tracks if t.roi is not None),
+                      default=0.0)
+        min_side = 0.75 * self.main_subject_ratio * biggest
         min_area = max(16, int(1e-4 * height * width))
         found: list = []
         for whole_frame, detection in looks:
             roi = self._detection_roi.process({"image": image, "detection": detection}).roi
-            if roi is None:
+            if roi is None or _roi_side(roi, height, width) < min_side:
+                continue
+            cx, cy = int(roi.x_center * width), int(roi.y_center * height)
+            if 0 <= cx < width and 0 <= cy < height and hidden[cy, cx]:
                 continue
             run = self._run(image, roi)
             if run is None or run[0].area < min_area:
@@ -360,6 +486,150 @@ class TrackingSegmenter(Segmenter):
             return 0.0
         return float(np.asarray(crop)[body[y0:y1, x0:x1]].mean())
 
+    # -- people found by their face ----------------------------------------------------
+
+    def _faces(self, image: np.ndarray) -> list[tuple]:
+        """Face boxes ``(x0, y0, x1, y1)`` in pixels, best first, each face once: the
+        full-range face detector on the whole image and on square tiles half as tall as
+        its short side, overlapping by half (a 20-pixel face in a 480x270 frame is too
+        small for it on the whole image). Issue 11's photo segmenter looks for faces the
+        same way (its ``core/segmenters/faces.py``)."""
+        height, width = image.shape[:2]
+        boxes = []
+
+        def look(part: np.ndarray, x0: int, y0: int) -> None:
+            h, w = part.shape[:2]
+            for detection in self._face.process(np.ascontiguousarray(part)).detections or []:
+                box = detection.location_data.relative_bounding_box
+                fx0, fy0 = x0 + box.xmin * w, y0 + box.ymin * h
+                boxes.append((float(detection.score[0]),
+                              (fx0, fy0, fx0 + box.width * w, fy0 + box.height * h)))
+
+        look(image, 0, 0)
+        side = max(16, round(0.5 * min(height, width)))
+        xs = np.linspace(0, width - side, max(1, int(np.ceil(2 * width / side)) - 1))
+        ys = np.linspace(0, height - side, max(1, int(np.ceil(2 * height / side)) - 1))
+        for y0 in ys.round().astype(int):
+            for x0 in xs.round().astype(int):
+                look(image[y0:y0 + side, x0:x0 + side], x0, y0)
+        kept: list[tuple] = []
+        for _, box in sorted(boxes, key=lambda b: -b[0]):
+            if all(_box_overlap(box, k) < 0.5 for k in kept):
+                kept.append(box)
+        return kept
+
+    def _discover_faces(self, image: np.ndarray, tracks: list[Track]
+                        ) -> tuple[list[Track], list, list]:
+        """People the pose detector misses (small, seated, behind desks), by their face.
+
+        A face counts when nobody's mask is sure over it (mean under 0.8 over its box)
+        and it is at least ``face_to_subject`` times as wide as the tallest person with
+        landmarks is tall (a seated classmate's face is 0.15-0.25 of the front-row
+        person's visible height; an audience face behind a standing dancer under 0.07).
+        Its body: the general selfie model shown a square around the face, the region
+        connected to the face. A person with landmarks whose body covers two or more
+        faces of about one size is dropped first (:func:`_covers_two_faces`): given people
+        seated side by side, the landmark model returns one band across their heads and
+        shoulders.
+
+        Returns:
+            ``(tracks kept, [(Body, None), ...], faces [(centre x, centre y, width), ...])``.
+        """
+        height, width = image.shape[:2]
+        faces = self._faces(image)
+        centres = [(min(width - 1, int((b[0] + b[2]) / 2)), min(height - 1, int((b[1] + b[3]) / 2)))
+                   for b in faces]
+        spots = [(x, y, b[2] - b[0]) for (x, y), b in zip(centres, faces)]
+        tracks = [t for t in tracks
+                  if t.roi is None or not _covers_two_faces(t.person, spots, height)]
+        tallest = 0
+        for track in tracks:
+            if track.roi is not None:
+                rows = np.flatnonzero((track.person.mask > 0.5).any(axis=1))
+                tallest = max(tallest, int(rows[-1] - rows[0] + 1)) if rows.size else tallest
+        reference = tallest or 0.5 * height
+        sure = np.zeros((height, width), np.float32)
+        for track in tracks:
+            np.maximum(sure, track.person.mask, out=sure)
+        bodies = []
+        for x0, y0, x1, y1 in faces:
+            fx0, fy0, fx1, fy1 = (int(round(v)) for v in (x0, y0, x1, y1))
+            over = sure[max(0, fy0):max(fy0 + 1, fy1), max(0, fx0):max(fx0 + 1, fx1)]
+            if over.size and float(over.mean()) >= 0.8:
+                continue
+            if x1 - x0 < self.face_to_subject * reference:
+                continue
+            body = self._body_at_face(image, (x0, y0, x1, y1))
+            if body is None or any(self._overlaps(body, t.person) for t in tracks):
+                continue
+            bodies.append((body, None))
+            np.maximum(sure, body.mask, out=sure)
+        return tracks, bodies, spots
+
+    def _body_at_face(self, image: np.ndarray, face: tuple) -> Body | None:
+        """The selfie model's mask of the person whose face is ``face``, shown a square
+        from one face width above it to six below, three wide at least; the region
+        connected to the face."""
+        height, width = image.shape[:2]
+        fx0, fy0, fx1, fy1 = face
+        w = fx1 - fx0
+        top, bottom = fy0 - w, fy1 + 6 * w
+        side = max(bottom - top, 3 * w)
+        cx = 0.5 * (fx0 + fx1)
+        x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(top)))
+        x1, y1 = min(width, int(round(cx + side / 2))), min(height, int(round(top + side)))
+        return self._selfie_region(image, (x0, y0, x1, y1),
+                                   (int(cx), int(0.5 * (fy0 + fy1))))
+
+    def _selfie_region(self, image: np.ndarray, box: tuple, seed=None,
+                       previous: np.ndarray | None = None) -> Body | None:
+        """The general selfie model on ``image[box]``: the region of its mask (> 0.5) at
+        the point ``seed`` (``(x, y)``), or the one overlapping ``previous`` (a mask) the
+        most, kept within reach of ``previous``; ``None`` when there is none. The region is
+        grown by 2 pixels and keeps the model's soft values."""
+        height, width = image.shape[:2]
+        x0, y0, x1, y1 = box
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        crop = self._selfie.process(np.ascontiguousarray(image[y0:y1, x0:x1])).segmentation_mask
+        if crop is None:
+            return None
+        crop = np.asarray(crop, np.float32)
+        count, labels = cv2.connectedComponents((crop > 0.5).astype(np.uint8), connectivity=8)
+        if count <= 1:
+            return None
+        if seed is not None:
+            sx, sy = min(x1 - x0 - 1, max(0, seed[0] - x0)), min(y1 - y0 - 1, max(0, seed[1] - y0))
+            label = labels[sy, sx]
+        else:
+            inside = labels[previous[y0:y1, x0:x1] > 0.5]
+            votes = np.bincount(inside, minlength=count)
+            votes[0] = 0
+            label = int(votes.argmax())
+            if votes[label] == 0:
+                return None
+        if label == 0:
+            return None
+        region = labels == label
+        if previous is not None:
+            # Only as far from the last outline as a person moves in a frame: the region
+            # must not grow, frame after frame, into a neighbour it touches.
+            last = previous[y0:y1, x0:x1] > 0.5
+            reach = max(2, int(0.03 * max(x1 - x0, y1 - y0)))
+            region &= cv2.dilate(last.astype(np.uint8), _disk(reach)) > 0
+        region = cv2.dilate(region.astype(np.uint8), _disk(2)) > 0
+        mask = np.zeros((height, width), np.float32)
+        mask[y0:y1, x0:x1] = np.where(region, crop, 0.0)
+        return Body(mask)
+
+    def _follow_body(self, image: np.ndarray, body: Body) -> Body | None:
+        """The person of ``body`` in the next frame: the selfie model on their last box
+        grown by a quarter of its longer side, the region overlapping their last mask."""
+        if body.area == 0:
+            return None
+        return self._selfie_region(image, _box_around(body.mask > 0.5, 0.25),
+                                   previous=body.mask)
+
     def _main_subject(self, person, others: list, height: int, width: int) -> bool:
         """As big as the biggest of ``others`` by ``main_subject_ratio`` (``r``): torso
         length at least ``r`` of the longest one, and mask area at least ``r**2`` of the
@@ -368,12 +638,14 @@ class TrackingSegmenter(Segmenter):
         area by a person partly hidden."""
         if not others:
             return True  # found only in a tile, nobody else: small people of a wide frame
-        biggest = max(p.area for p in others)
-        tallest = max(p.torso_fraction(height, width) for p in others)
-        ratio = person.area / biggest if biggest else 1.0
-        scale = person.torso_fraction(height, width) / tallest if tallest > 0 else 1.0
         r = self.main_subject_ratio
-        return scale >= r and ratio >= r * r
+        biggest = max(p.area for p in others)
+        if biggest and person.area < r * r * biggest:
+            return False
+        # Torso lengths need landmarks: people found by their face (Body) have none.
+        torsos = [p.torso_fraction(height, width) for p in others if not isinstance(p, Body)]
+        tallest = max(torsos, default=0.0)
+        return tallest <= 0 or person.torso_fraction(height, width) >= r * tallest
 
     def _combine(self, image: np.ndarray, people: list) -> np.ndarray:
         """Everyone's mask merged with ``max``; close-ups take the larger of their pose
@@ -382,7 +654,7 @@ class TrackingSegmenter(Segmenter):
         merged = np.zeros((height, width), np.float32)
         for person in people:
             np.maximum(merged, person.mask, out=merged)
-            if person.torso_fraction(height, width) < self.close_up_torso:
+            if isinstance(person, Body) or person.torso_fraction(height, width) < self.close_up_torso:
                 continue
             x0, y0, x1, y1 = _box_around(person.mask > 0.5, self.crop_margin)
             with self._lock:
