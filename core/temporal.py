@@ -3,6 +3,8 @@ explicit per-video part of :class:`core.pipeline.Pipeline` (temporal smoothing o
 soft mask and of alpha, :class:`TemporalSmoother`)."""
 from __future__ import annotations
 
+from collections import deque
+
 import cv2
 import numpy as np
 
@@ -61,24 +63,28 @@ class TemporalSmoother:
         self.rate = self.still_rate + (1.0 - self.still_rate) * ramp
         return self.rate
 
-    def blend(self, previous: np.ndarray | None, current: np.ndarray) -> np.ndarray:
-        """``previous + rate * (current - previous)``, the rate per pixel the larger of the
-        input's (from the last :meth:`observe`) and the map's own change (``current``
-        unchanged when there is no rate or no previous).
+    def blend(self, previous: np.ndarray | None, current: np.ndarray,
+              rate: np.ndarray | None | object = ...) -> np.ndarray:
+        """``previous + r * (current - previous)``, ``r`` per pixel the larger of the
+        input's rate and the map's own change (``current`` unchanged when there is no rate
+        or no previous).
 
         Args:
             previous: the last smoothed map, ``float32`` ``H x W``, or ``None``.
             current: this frame's map, ``float32`` ``H x W``.
+            rate: the input's rate for this frame (what :meth:`observe` returned for it,
+                ``None`` on a first frame); default: that of the last :meth:`observe`.
         Returns:
             ``float32`` ``H x W``.
         """
-        if previous is None or self.rate is None or previous.shape != current.shape:
+        rate = self.rate if rate is ... else rate
+        if previous is None or rate is None or previous.shape != current.shape:
             return current
         step = cv2.subtract(current, previous)
         follow = cv2.absdiff(current, previous)
         follow = np.clip((follow - self.follow_low) * (1.0 / (self.follow_high - self.follow_low)),
                          0.0, 1.0)
-        rate = cv2.max(self.rate, follow)
+        rate = cv2.max(rate, follow)
         return cv2.add(previous, cv2.multiply(rate, step))
 
 
@@ -86,7 +92,12 @@ class VideoState:
     """Per-video state handed to :meth:`core.pipeline.Pipeline.run` frame after frame.
 
     Photos pass none; a video loop makes one per video (:meth:`core.pipeline.Pipeline.new_video`)
-    and passes it with every frame, in order.
+    and passes it with every frame, in order. The two halves of a frame's work may overlap
+    across frames (:meth:`~core.pipeline.Pipeline.segment` of frame ``t + 1`` while
+    :meth:`~core.pipeline.Pipeline.matte` works on frame ``t``, in two threads): each half
+    keeps its own part of the state, and each frame's update rate from the input waits in
+    a queue for its alpha, so alpha is smoothed with its own frame's rate, never the next
+    one's.
 
     Args:
         smoother: temporal smoothing of the soft mask (before the trimap is built) and of
@@ -98,29 +109,39 @@ class VideoState:
             the next: its own object, ``None`` until it first runs.
     """
 
+    # Frames observed whose alpha is not smoothed yet: at most the video loop's queues.
+    MAX_PENDING = 64
+
     def __init__(self, smoother: TemporalSmoother | None = None):
         self.smoother = smoother
         self.tracking = None
         self._mask: np.ndarray | None = None
         self._alpha: np.ndarray | None = None
+        self._rate: np.ndarray | None = None
+        self._pending: deque = deque(maxlen=self.MAX_PENDING)
         self.frames = 0
 
     def observe(self, image: np.ndarray) -> None:
         """Take the next frame (``uint8`` RGB ``H x W x 3``) before its mask is smoothed."""
         self.frames += 1
         if self.smoother is not None:
-            self.smoother.observe(image)
+            self._rate = self.smoother.observe(image)
+            self._pending.append(self._rate)
 
     def smooth_mask(self, mask: np.ndarray) -> np.ndarray:
-        """The frame's soft mask blended with the previous frame's where the input is still."""
+        """The frame's soft mask blended with the previous frame's where the input is still
+        (the rate of the frame last observed)."""
         if self.smoother is None:
             return mask
-        self._mask = self.smoother.blend(self._mask, mask)
+        self._mask = self.smoother.blend(self._mask, mask, self._rate)
         return self._mask
 
     def smooth_alpha(self, alpha: np.ndarray) -> np.ndarray:
-        """The frame's alpha blended with the previous frame's where the input is still."""
+        """The frame's alpha blended with the previous frame's where the input is still
+        (the rate of the oldest frame observed and not yet given its alpha: frames pass
+        :meth:`observe` and this in the same order)."""
         if self.smoother is None:
             return alpha
-        self._alpha = self.smoother.blend(self._alpha, alpha)
+        rate = self._pending.popleft() if self._pending else None
+        self._alpha = self.smoother.blend(self._alpha, alpha, rate)
         return self._alpha
