@@ -17,26 +17,32 @@ class TemporalSmoother:
     - from the input: ``still_rate`` where the (slightly blurred, grey) input changed by
       at most ``low`` grey levels since the previous frame, 1 where it changed by ``high``
       or more, linear in between;
-    - from the map itself: 0 where the new value differs from the smoothed one by at most
-      ``follow_low``, 1 where it differs by ``follow_high`` or more, linear in between.
+    - from the map itself, where the input moved nearby (within ``reach`` of the image
+      diagonal of a pixel whose grey level changed by more than ``low``): 0 where the new
+      value differs from the smoothed one by at most ``follow_low``, 1 where it differs by
+      ``follow_high`` or more, linear in between.
 
     Still regions settle (the segmenter's and the encoder's tremble at an outline, a few
-    hundredths to a few tenths, is averaged away), while anything that moves is followed
-    at once, even where the input barely changes: an arm swinging over a wall of its own
-    colour turns the map from 1 to 0 where it was, and a rate from the input alone would
-    leave a fading trail of it for several frames (``still_rate`` 0.25: 0.75, 0.56, 0.42...).
+    hundredths to a few tenths, and its jumps where nothing moved at all, are averaged
+    away), while anything that moves is followed at once, even where the input barely
+    changes: an arm swinging over a wall of nearly its own colour turns the map from 1 to
+    0 where it was, its outline changing the input nearby, and a rate from the input alone
+    would leave a fading trail of it for several frames (``still_rate`` 0.25: 0.75, 0.56,
+    0.42...).
 
     Args:
         still_rate: weight of the new value in still regions, in ``(0, 1]``.
         low, high: input change thresholds in grey levels (0-255).
         follow_low, follow_high: map change thresholds (map units, 0-1; a ``follow_low``
             of 1 or more turns following the map off: the input alone sets the rate).
+        reach: how near (share of the image diagonal) the input must have moved for the
+            map's own change to count.
     Raises:
         ValueError: a value out of range.
     """
 
     def __init__(self, still_rate: float = 0.25, low: float = 3.0, high: float = 12.0,
-                 follow_low: float = 0.3, follow_high: float = 0.6):
+                 follow_low: float = 0.3, follow_high: float = 0.6, reach: float = 0.02):
         if not 0 < still_rate <= 1:
             raise ValueError(f"still_rate must lie in (0, 1], got {still_rate}")
         if not 0 <= low < high:
@@ -45,7 +51,9 @@ class TemporalSmoother:
             raise ValueError(f"need 0 <= follow_low < follow_high, got {follow_low}, "
                              f"{follow_high}")
         self.still_rate, self.low, self.high = still_rate, low, high
-        self.follow_low, self.follow_high = follow_low, follow_high
+        if not 0 <= reach <= 1:
+            raise ValueError(f"reach must lie in [0, 1], got {reach}")
+        self.follow_low, self.follow_high, self.reach = follow_low, follow_high, reach
         self._grey: np.ndarray | None = None
         self.rate: np.ndarray | None = None
 
@@ -66,8 +74,8 @@ class TemporalSmoother:
     def blend(self, previous: np.ndarray | None, current: np.ndarray,
               rate: np.ndarray | None | object = ...) -> np.ndarray:
         """``previous + r * (current - previous)``, ``r`` per pixel the larger of the
-        input's rate and the map's own change (``current`` unchanged when there is no rate
-        or no previous).
+        input's rate and, where the input moved nearby, the map's own change (``current``
+        unchanged when there is no rate or no previous).
 
         Args:
             previous: the last smoothed map, ``float32`` ``H x W``, or ``None``.
@@ -84,6 +92,11 @@ class TemporalSmoother:
         follow = cv2.absdiff(current, previous)
         follow = np.clip((follow - self.follow_low) * (1.0 / (self.follow_high - self.follow_low)),
                          0.0, 1.0)
+        # Where the input moved nearby: the rate is above the still rate where it changed.
+        side = 2 * max(1, round(self.reach * float(np.hypot(*rate.shape)))) + 1
+        moved = cv2.dilate((rate > self.still_rate + 1e-6).astype(np.uint8),
+                           cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+        follow[moved == 0] = 0.0
         rate = cv2.max(rate, follow)
         return cv2.add(previous, cv2.multiply(rate, step))
 

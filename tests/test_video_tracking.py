@@ -130,14 +130,17 @@ def test_dance_twirl_is_followed_without_the_audience(data_dir, tracker):
 
 
 def moving_arm_clip(frames: int = 12, grey: int = 120):
-    """An "arm" (a bar) swinging right by 6 px a frame over a wall of its own grey (so the
-    input barely changes), with its true mask; plus a still "shoulder" edge."""
+    """An "arm" (a bar) swinging right by 6 px a frame over a wall of nearly its own grey
+    (inside it and at its tip the input barely changes; only its shaded upper and lower
+    sides, 2 px each, are darker), with its true mask; plus a still "shoulder" edge."""
     h, w = 120, 200
     images, masks = [], []
     for t in range(frames):
         image = np.full((h, w, 3), grey, np.uint8)
         image[:, :40] = 60                       # the still body, darker than the wall
-        image[40:50, 40:60 + 6 * t] = grey + 2   # the arm: nearly the wall's colour
+        image[40:50, 40:60 + 6 * t] = grey + 2   # the arm: nearly the wall's colour...
+        image[40:42, 40:60 + 6 * t] = grey - 40  # ...but for its shaded sides
+        image[48:50, 40:60 + 6 * t] = grey - 40
         mask = np.zeros((h, w), np.float32)
         mask[:, :40] = 1.0
         mask[40:50, 40:60 + 6 * t] = 1.0
@@ -194,6 +197,17 @@ def test_smoothing_keeps_still_edges_still():
     raw = flicker(images, masks)["still"]
     steady = flicker(images, smooth)["still"]
     assert steady < 0.35 * raw
+
+
+def test_smoothing_averages_a_jump_where_nothing_moved():
+    """The segmenter flipping a pixel from 0 to 1 while the whole picture is still (its
+    noise on a small, seated person) is averaged, not followed."""
+    image = np.full((60, 80, 3), 100, np.uint8)
+    state = VideoState(TemporalSmoother())
+    for mask_value in (0.0, 0.0, 1.0):
+        state.observe(image)
+        out = state.smooth_mask(np.full((60, 80), mask_value, np.float32))
+    assert float(out.max()) == pytest.approx(0.25)
 
 
 def test_smoother_refuses_bad_thresholds():
