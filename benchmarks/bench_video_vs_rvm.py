@@ -65,6 +65,7 @@ import cv2
 import numpy as np
 
 from core.compositing import fit_image
+from core.runtime import reuse_freed_memory
 from core.temporal import VideoState
 from core.video import VideoReader, frame_function, frame_steps, video_pipeline
 from core.video.reader import Frame
@@ -174,6 +175,7 @@ class Ours:
     def __init__(self, name: str, pipeline):
         self.name, self.pipeline = name, pipeline
         self.describe = json.dumps(pipeline.describe())
+        reuse_freed_memory()  # as convert_video does
 
     def clip(self, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
         tb = Fraction(1, 30)
