@@ -74,11 +74,37 @@ def test_a_person_entering_is_picked_up_within_a_few_frames(tracker, person_fram
     assert all(_covered(masks[i], body, shifts[i]) > 0.8 for i in range(found[0], len(frames)))
 
 
+def test_a_person_leaving_is_dropped_at_once(tracker, person_frames):
+    """The same clip backwards: she slides out of the right edge; once she is out of the
+    picture the mask is empty (her track lost, nothing left behind)."""
+    frames, shifts = entering_clip(person_frames)
+    frames, shifts = frames[::-1], shifts[::-1]
+    state = VideoState()
+    masks = [tracker.segment(frame, state=state) for frame in frames]
+    assert (masks[0] > 0.5).mean() > 0.1
+    gone = next(i for i, s in enumerate(shifts) if s is None)
+    assert all((m > 0.5).mean() < 0.01 for m in masks[gone:]), [
+        round(float((m > 0.5).mean()), 3) for m in masks[gone - 2:]]
+    assert not state.tracking.tracks
+
+
 def _covered(mask: np.ndarray, body: np.ndarray, shift: int) -> float:
     """Share of her body (from her own frame, moved by ``shift``) that ``mask`` covers."""
     moved = np.zeros_like(body)
     moved[:, shift:] = body[:, :body.shape[1] - shift]
     return float((mask > 0.5)[moved].mean()) if moved.any() else 0.0
+
+
+def test_more_than_six_people_are_followed(tracker, person_frames):
+    """Eight people side by side (her clip at eight moments, one panel each): all eight
+    followed, no limit of six."""
+    row = np.ascontiguousarray(np.hstack([person_frames[3 * j] for j in range(8)]))
+    state = VideoState()
+    for _ in range(3):
+        mask = tracker.segment(row, state=state) > 0.5
+    assert len(state.tracking.tracks) == 8
+    width = SIZE[1]
+    assert all(mask[:, j * width:(j + 1) * width].mean() > 0.1 for j in range(8))
 
 
 def test_tracking_runs_the_detector_only_now_and_then(tracker, person_frames):
