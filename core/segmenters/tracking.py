@@ -666,5 +666,7 @@ class TrackingSegmenter(Segmenter):
 
     def describe(self) -> dict:
         return {"name": self.name, "models": "pose detection + pose landmarks (full), "
-                "followed by ROI; selfie (general) on close-ups",
-                "detect_every": self.detect_every, "tiles": self.tiles}
+                "followed by ROI; full-range face detection; selfie (general) on close-ups "
+                "and on people found by their face",
+                "detect_every": self.detect_every, "face_every": self.face_every,
+                "tiles": self.tiles, "flip_average": self.flip_average}

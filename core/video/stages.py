@@ -23,6 +23,20 @@ log = logging.getLogger("core.video")
 _END = object()
 
 
+def _caused_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: a KeyboardInterrupt that landed inside a
+    compiled function comes back as that function's error with the interrupt as its
+    cause (numba, which pymatting's foreground estimation uses, raises ``SystemError:
+    ... returned a result with an exception set``)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 @dataclass
 class StagesResult:
     """What :func:`run_stages` did: ``written`` items, and whether Ctrl-C cut it short."""
@@ -150,7 +164,10 @@ def run_stages(items: Iterable[Any], process: Callable[[Any], Any] | Sequence[Ca
         interrupted = True
         stop_reading.set()
     except BaseException as exc:  # noqa: BLE001
-        fail(exc)
+        if _caused_by_ctrl_c(exc):
+            interrupted = True
+        else:
+            fail(exc)
     finally:
         stop_reading.set()
         put(outbox, _END, abort)
