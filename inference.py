@@ -16,6 +16,7 @@ fails is reported and the others go on, and the exit code is 1 if any failed.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from core.compositing import DEFAULT_BACKGROUND, FIT_MODES
 from core.errors import BackendUnavailable, ConfigError, ParameterError, UserError
 from core.images import decode_image, encode_image, format_for_path
+from core.people import parse_selection
 from core.pipeline import OUTPUT_TYPES
 
 log = logging.getLogger("inference")
@@ -52,6 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         choices=OUTPUT_TYPES)
     parser.add_argument("--fit", default="cover", choices=FIT_MODES,
                         help="how a background image is fitted to the photo")
+    parser.add_argument("--people", default="all",
+                        help="which people to keep: all (default), largest, N (the N largest), "
+                             "index:I,J (0 = the largest; the log lists them) or at:X,Y "
+                             "(the person under that pixel)")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="matting service URL")
     parser.add_argument("--local", action="store_true",
                         help="run the pipeline in this process instead of calling the services")
@@ -198,6 +204,15 @@ def input_files(path: Path) -> list[Path]:
     return [path]
 
 
+def report_people(image_path: Path, people: list[dict]) -> None:
+    """Log the people found (index, box, selected), so ``--people index:I`` can pick them."""
+    if people:
+        listed = "; ".join(f"{i}: box {p['box']}{'' if p.get('selected', True) else ' (left out)'}"
+                           for i, p in enumerate(people))
+        log.info("%s: %d %s found (largest first) - %s", image_path.name, len(people),
+                 "person" if len(people) == 1 else "people", listed)
+
+
 class RemoteError(RuntimeError):
     """The matting service refused a photo (its JSON error message is kept)."""
 
@@ -216,7 +231,8 @@ class RemoteRunner:
     def __call__(self, image_path: Path, fmt: str) -> bytes:
         args = self.args
         files = {"image": (image_path.name, image_path.read_bytes())}
-        data = {"output": args.output_type, "fit": args.fit, "format": fmt}
+        data = {"output": args.output_type, "fit": args.fit, "format": fmt,
+                "people": args.people}
         if self.background_file is not None:
             files["background"] = ("background", self.background_file)
         else:
@@ -237,6 +253,7 @@ class RemoteRunner:
             raise RemoteError(f"{response.status_code}: {message}")
         if response.headers.get("X-Person-Found") == "false":
             log.warning("%s: no person found; the output is the photo unchanged", image_path.name)
+        report_people(image_path, json.loads(response.headers.get("X-People") or "[]"))
         return response.content
 
 
@@ -247,6 +264,7 @@ class LocalRunner:
         from core.pipeline import Pipeline
 
         self.args = args
+        self.people = parse_selection(args.people)
         self.pipeline = Pipeline.in_process(args.segmenter, args.matter)
         bg = Path(args.background)
         self.background = decode_image(bg.read_bytes()) if bg.is_file() else args.background
@@ -255,9 +273,10 @@ class LocalRunner:
         from core.pipeline import render
 
         data = image_path.read_bytes()
-        result = self.pipeline.run(decode_image(data), encoded=data)
+        result = self.pipeline.run(decode_image(data), encoded=data, people=self.people)
         if not result.person_found:
             log.warning("%s: no person found; the output is the photo unchanged", image_path.name)
+        report_people(image_path, [p.as_dict() for p in result.people])
         return encode_image(render(result, self.args.output_type, self.background, self.args.fit), fmt)
 
 
@@ -267,6 +286,7 @@ def main(argv=None) -> int:
     images = input_files(Path(args.image_path))
     jobs = plan_outputs(args, images)  # before anything is written
     try:
+        parse_selection(args.people)  # a bad --people stops here, before any photo
         runner = LocalRunner(args) if args.local else RemoteRunner(args)
     except (ConfigError, BackendUnavailable, UserError) as exc:
         log.error("%s", exc)

@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from core.compositing import composite, cutout, make_background
 from core.errors import ParameterError
 from core.images import alpha_to_uint16, to_float, to_uint8
+from core.people import EVERYONE, People, Person, Selection
 from core.temporal import TemporalSmoother, VideoState
 from core.trimap import (
     BACKGROUND,
@@ -38,56 +38,6 @@ from core.trimap import (
 )
 
 OUTPUT_TYPES = ("composite", "cutout", "alpha", "foreground", "trimap")
-# Connected blobs of the mask smaller than this share of the image are not reported as
-# people (speckles); they still stay in the mask and the matte.
-MIN_PERSON_SHARE = 0.0005
-
-
-@dataclass(frozen=True)
-class Person:
-    """One person found in an image.
-
-    Attributes:
-        box: ``(x0, y0, x1, y1)`` in pixels, ``x1`` and ``y1`` exclusive.
-        score: how sure the segmenter is, in ``[0, 1]`` (the mean of the soft mask over the
-            person when the backend gives no detection score).
-        area: pixels where the mask is at least 0.5.
-    """
-
-    box: tuple[int, int, int, int]
-    score: float
-    area: int
-
-    def as_dict(self) -> dict:
-        return {"box": list(self.box), "score": round(float(self.score), 4), "area": self.area}
-
-
-def people_from_mask(mask: np.ndarray, trimap: np.ndarray | None = None,
-                     min_share: float = MIN_PERSON_SHARE) -> list[Person]:
-    """People as the connected regions of ``mask >= 0.5``, largest first.
-
-    Args:
-        mask: ``float32`` ``H x W`` in ``[0, 1]``.
-        trimap: when given, only regions holding some of its sure foreground count (the
-            people the matte will show; a faint blob with no sure pixel is matted away).
-        min_share: regions under this share of the image are speckles, not people.
-    Returns:
-        :class:`Person` list (empty when nobody is there).
-    """
-    binary = (mask >= 0.5).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    floor = max(1, int(min_share * mask.size))
-    sure = None if trimap is None else np.unique(labels[trimap == FOREGROUND])
-    people = []
-    for label in range(1, count):
-        x, y, w, h, area = (int(v) for v in stats[label])
-        if area < floor or (sure is not None and label not in sure):
-            continue
-        score = float(mask[labels == label].mean())
-        people.append(Person((x, y, x + w, y + h), score, area))
-    return sorted(people, key=lambda p: -p.area)
-
-
 @dataclass
 class Segmentation:
     """Who is where in one image: what a :class:`PersonSource` returns.
@@ -96,7 +46,7 @@ class Segmentation:
         trimap: ``uint8`` ``H x W`` (0 / 128 / 255).
         mask: ``float32`` ``H x W`` in ``[0, 1]``, the soft mask the trimap was built from
             (a prior for matting); ``None`` for a trimap the user gave.
-        people: the people found, largest first.
+        people: the people found, largest first, each with whether it is shown (``people=``).
         timings: milliseconds per stage (in process: ``segmentation``, ``trimap``; over HTTP:
             ``segmentation``, the service's own time, and ``transport``).
     """
@@ -118,14 +68,16 @@ class PersonSource(Protocol):
 
     def segment(self, image: np.ndarray, *, encoded: bytes | None = None,
                 trimap: Mapping[str, Any] | None = None, max_people: int | None = None,
-                state: VideoState | None = None) -> Segmentation:
+                people: Selection = EVERYONE, state: VideoState | None = None) -> Segmentation:
         """Args:
             image: ``uint8`` RGB ``H x W x 3``.
             encoded: the file ``image`` was decoded from, when at hand (a remote source
                 forwards it instead of re-encoding).
             trimap: trimap fields set for this call (:meth:`TrimapParams.parse`); they
                 override the source's configured ones field by field.
-            max_people: keep at most this many people (the most prominent).
+            max_people: look for at most this many people (the most prominent).
+            people: which of the people found the trimap keeps (:mod:`core.people`); all are
+                reported either way, each with its ``selected`` flag.
             state: per-video state (:class:`~core.temporal.VideoState`), or ``None``.
         """
         ...
@@ -159,7 +111,7 @@ class LocalPersonSource:
 
     def segment(self, image: np.ndarray, *, encoded: bytes | None = None,
                 trimap: Mapping[str, Any] | None = None, max_people: int | None = None,
-                state: VideoState | None = None) -> Segmentation:
+                people: Selection = EVERYONE, state: VideoState | None = None) -> Segmentation:
         """See :meth:`PersonSource.segment`.
 
         Raises:
@@ -168,17 +120,27 @@ class LocalPersonSource:
         """
         params = self.params_for(trimap)
         started = time.perf_counter()
-        if state is not None and self.segmenter.follows_people:
-            mask = self.segmenter.segment(image, max_people=max_people, state=state)
+        # A segmenter that follows people gets the video's state (its tracks live there).
+        follow = {"state": state} if state is not None and self.segmenter.follows_people else {}
+        if people.everyone:
+            mask = self.segmenter.segment(image, max_people=max_people, **follow)
+            found = None
         else:
-            mask = self.segmenter.segment(image, max_people=max_people)
+            found = self.segmenter.find_people(image, max_people=max_people, **follow)
+            mask, found = found.select(people)
         if state is not None:
             state.observe(image)
             mask = state.smooth_mask(mask)
         segmented = time.perf_counter()
         trimap_u8 = mask_to_trimap(mask, params)
         done = time.perf_counter()
-        return Segmentation(trimap_u8, mask, people_from_mask(mask, trimap_u8),
+        if found is None:
+            found = People.from_mask(mask).people
+        # A shown person with no sure foreground is matted away (a faint blob): not reported.
+        sure = trimap_u8 == FOREGROUND
+        found = [p for p in found
+                 if not p.selected or sure[p.box[1]:p.box[3], p.box[0]:p.box[2]].any()]
+        return Segmentation(trimap_u8, mask, found,
                             {"segmentation": (segmented - started) * 1e3,
                              "trimap": (done - segmented) * 1e3})
 
@@ -274,13 +236,15 @@ class Pipeline:
 
     def run(self, image: np.ndarray, *, trimap: np.ndarray | None = None,
             encoded: bytes | None = None, trimap_options: Mapping[str, Any] | None = None,
-            max_people: int | None = None, state: VideoState | None = None) -> MatteResult:
+            max_people: int | None = None, people: Selection = EVERYONE,
+            state: VideoState | None = None) -> MatteResult:
         """The people of ``image``, matted: :meth:`segment`, then :meth:`matte`.
 
         Args:
             image: ``uint8`` RGB ``H x W x 3``.
             trimap: the user's own trimap (``uint8`` ``H x W``); skips segmentation.
-            encoded, trimap_options, max_people, state: see :meth:`PersonSource.segment`.
+            encoded, trimap_options, max_people, people, state: see
+                :meth:`PersonSource.segment`.
         Returns:
             :class:`MatteResult` with the stages' milliseconds in ``timings``.
         Raises:
@@ -289,12 +253,13 @@ class Pipeline:
         """
         segmentation = self.segment(image, trimap=trimap, encoded=encoded,
                                     trimap_options=trimap_options, max_people=max_people,
-                                    state=state)
+                                    people=people, state=state)
         return self.matte(image, segmentation, state=state)
 
     def segment(self, image: np.ndarray, *, trimap: np.ndarray | None = None,
                 encoded: bytes | None = None, trimap_options: Mapping[str, Any] | None = None,
-                max_people: int | None = None, state: VideoState | None = None) -> Segmentation:
+                max_people: int | None = None, people: Selection = EVERYONE,
+                state: VideoState | None = None) -> Segmentation:
         """The first half of :meth:`run`: who is where (the user's ``trimap`` as is, else
         the person source's :class:`Segmentation`). A video loop may run it for the next
         frame while :meth:`matte` works on this one (each half keeps its own part of
@@ -302,7 +267,7 @@ class Pipeline:
         if trimap is not None:
             return Segmentation(trimap)
         return self.source.segment(image, encoded=encoded, trimap=trimap_options,
-                                   max_people=max_people, state=state)
+                                   max_people=max_people, people=people, state=state)
 
     def matte(self, image: np.ndarray, segmentation: Segmentation, *,
               state: VideoState | None = None) -> MatteResult:

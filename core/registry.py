@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,32 @@ from core.errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Backend", "BackendUnavailable", "create_backend", "load_class", "option_names"]
+__all__ = ["Backend", "BackendUnavailable", "ModelCache", "create_backend", "load_class",
+           "option_names"]
+
+
+class ModelCache:
+    """Models loaded once per process and shared by every backend instance asking for the
+    same key (weights file, device, configuration): a service's requests and a notebook's
+    backends then hold one copy of the weights."""
+
+    def __init__(self):
+        self._models: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, load):
+        """The model for ``key``, made with ``load()`` the first time (under a lock, so two
+        threads never load the same one twice)."""
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = load()
+            return self._models[key]
+
+    def clear(self) -> None:
+        """Forget every model, so its memory can be freed once no backend holds it (for
+        tools that load one setting after another and measure memory)."""
+        with self._lock:
+            self._models.clear()
 
 
 class Backend:
@@ -27,6 +53,7 @@ class Backend:
     and facts for ``/health`` and logs. Segmenters and matters derive from it."""
 
     name = "base"
+    licence = ""  # the terms of the backend's models, shown in /health and the docs
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
@@ -36,7 +63,7 @@ class Backend:
 
     def describe(self) -> dict:
         """Facts for ``/health`` and logs."""
-        return {"name": self.name}
+        return {"name": self.name, "licence": self.licence}
 
 
 def load_class(spec: str):

@@ -31,3 +31,48 @@ def reuse_freed_memory() -> bool:
     _MALLOC_TUNED = ok
     log.debug("glibc malloc tuned for per-frame arrays: %s", ok)
     return ok
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (``M_ARENA_MAX``). Each thread that allocates may get an
+    arena of its own, and each keeps the memory it freed (up to the trim threshold set by
+    :func:`reuse_freed_memory`): a server worker with a dozen threads would then hold a
+    dozen heaps' peaks. Two arenas keep a worker's memory at about one request's peak.
+    A no-op returning ``False`` where there is no glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_arena_max = -8
+        return bool(libc.mallopt(m_arena_max, int(arenas)))
+    except (OSError, AttributeError):
+        return False
+
+
+def limit_threads(threads: int) -> None:
+    """Size every compute thread pool of this process to ``threads``: BLAS and OpenMP
+    (through threadpoolctl), numba (pymatting's parallel loops), torch and OpenCV, and the
+    environment for libraries imported later. A service worker calls it once after it is
+    forked, so that W workers run about the machine's core count of threads, not W times it.
+    """
+    import os
+    import sys
+
+    threads = max(1, int(threads))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        log.debug("threadpoolctl missing: BLAS / OpenMP pools keep their size")
+    if "numba" in sys.modules:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if "torch" in sys.modules:  # imported later, torch reads OMP_NUM_THREADS
+        sys.modules["torch"].set_num_threads(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
+    log.info("compute thread pools limited to %d per process", threads)

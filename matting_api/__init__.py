@@ -9,26 +9,31 @@ Endpoints (see README "API"):
     POST /matte      image (+ background file, + trimap file) -> PNG/JPEG/WebP/.npy
     POST /           the original JSON API: {"image"} -> {"output"} over green
     POST /with_bg    the original JSON API: {"image", "bg"} -> {"output"}
-    GET  /health     includes whether segmentation is reachable
+    GET  /health     includes whether segmentation and the job queue are reachable
+    /jobs...         video and photo jobs on the queue (see jobs.api)
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 
-import numpy as np
 from flask import Blueprint, Flask, current_app, jsonify
 
 from core.compositing import DEFAULT_BACKGROUND, FIT_MODES
-from core.errors import ParameterError
+from core.errors import ConfigError, ParameterError
 from core.images import decode_image
 from core.matters import create_matter
+from core.people import parse_selection
 from core.pipeline import OUTPUT_TYPES, Pipeline, render
 from core.trimap import TrimapParams, decode_trimap
+from jobs import api as jobs_api
+from matting_api import web
 from matting_api.segmentation_client import RemotePersonSource
-from service_common.app import new_app
+from service_common.admission import admitted, seconds_left
+from service_common.app import new_app, serving_facts
 from service_common.config import backend_options
+from service_common.fetch import AddressPolicy, fetch
+from service_common.openapi import PEOPLE, Field, Operation, error_responses, trimap_fields
 from service_common.settings import MATTING_SETTINGS as SETTINGS
 from service_common.timing import StageTimer
 from service_common.wire import (
@@ -38,6 +43,7 @@ from service_common.wire import (
     json_image,
     output_format,
     params,
+    people_header,
     uploaded_bytes,
 )
 
@@ -45,8 +51,41 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SETTINGS", "create_app"]
 
-MATTE_PARAMS = {"output", "background", "fit", "format", "alpha_bits", "max_people",
-                *TrimapParams.names()}
+MATTE_FIELDS = [
+    Field("image", {}, "the photo (a file part, or the raw request body)", file=True),
+    Field("image_url", {"type": "string", "format": "uri"},
+          "or fetch the photo from this http(s) URL (public addresses only, unless allowed "
+          "by URL_ALLOWLIST)"),
+    Field("output", {"type": "string", "enum": list(OUTPUT_TYPES)}, "what to render"),
+    Field("background", {"type": "string"}, "#RRGGBB, a colour name, blur, blur:N, "
+          "transparent; or a file part (an image to put behind the people)"),
+    Field("fit", {"type": "string", "enum": list(FIT_MODES)}, "how a background image is fitted"),
+    Field("format", {"type": "string", "enum": ["png", "jpeg", "jpg", "webp", "npy"]},
+          "output file format"),
+    Field("alpha_bits", {"type": "integer", "enum": [8, 16]}, "bits of the alpha output"),
+    Field("max_people", {"type": "integer", "minimum": 1},
+          "look for at most this many people (the most prominent)"),
+    PEOPLE,
+    Field("trimap", {}, "your own trimap (0/128/255 image, or .npy): skips segmentation",
+          file=True),
+    *trimap_fields(),
+]
+OPERATIONS = [
+    Operation("/", "GET", "The web page: drop a photo or a video, pick a background, compare, "
+              "download", open=True, responses={200: (("text/html",), "HTML page")}),
+    Operation("/matte", "POST", "The photo's people, rendered as asked", MATTE_FIELDS,
+              raw_image=True,
+              responses={200: (("image/png", "image/jpeg", "image/webp", "application/x-npy"),
+                               "the rendered image"),
+                         **error_responses(400, 413, 429, 503)}),
+    *[Operation(path, "POST", f"The original JSON API: {what}",
+                json_body={"type": "object", "required": ["image"],
+                           "properties": {"image": {"type": "array"}, "bg": {"type": "array"}}},
+                responses={200: (("application/json",), "{output: H x W x 3}"),
+                           **error_responses(400, 413, 429, 503)})
+      for path, what in (("/", "{image} -> {output} over green"),
+                         ("/with_bg", "{image, bg} -> {output} over bg"))],
+]
 
 bp = Blueprint("matting", __name__)
 
@@ -84,18 +123,34 @@ def _background(values):
     return values.get("background") or DEFAULT_BACKGROUND
 
 
+def _image_bytes(values: dict) -> bytes:
+    """The photo: a file part or the raw body, or fetched from ``image_url``."""
+    url = values.get("image_url")
+    sent = uploaded_bytes("image", required=not url)
+    if url and sent:
+        raise ParameterError("send either an image or an image_url, not both")
+    if not url:
+        return sent
+    config = current_app.config
+    return fetch(url, max_bytes=int(config["MAX_UPLOAD_MB"]) * 1024 * 1024,
+                 policy=current_app.extensions["url_policy"],
+                 timeout=min(float(config["URL_TIMEOUT"]), seconds_left(config["URL_TIMEOUT"])))
+
+
 @bp.post("/matte")
+@admitted
 def matte_endpoint():
     timer = StageTimer()
     values = params()
-    check_params(values, MATTE_PARAMS)
+    check_params(values, {f.name for f in MATTE_FIELDS})
     output_type = _choice(values, "output", OUTPUT_TYPES, "composite")
     fit = _choice(values, "fit", FIT_MODES, "cover")
     fmt = output_format(values)
     alpha_bits = _int(values, "alpha_bits", 8, choices=(8, 16))
     max_people = _int(values, "max_people", None, minimum=1)
+    people = parse_selection(values.get("people"))
     trimap_options = TrimapParams.parse(values)
-    image_bytes = uploaded_bytes("image")
+    image_bytes = _image_bytes(values)
     image = decode_image(image_bytes, current_app.config["MAX_PIXELS"])
     background = _background(values)
     user_trimap = uploaded_bytes("trimap", required=False)
@@ -103,7 +158,8 @@ def matte_endpoint():
         user_trimap = decode_trimap(user_trimap, image.shape[:2], current_app.config["MAX_PIXELS"])
     timer.lap("decode")
     result = _pipeline().run(image, trimap=user_trimap, encoded=image_bytes,
-                             trimap_options=trimap_options, max_people=max_people)
+                             trimap_options=trimap_options, max_people=max_people,
+                             people=people)
     timer.record(result.timings)
     if output_type == "alpha" and fmt == "npy":
         out = result.alpha
@@ -113,8 +169,7 @@ def matte_endpoint():
     response = image_response(out, fmt)
     timer.lap("encode")
     response.headers["X-Person-Found"] = str(result.person_found).lower()
-    response.headers["X-People"] = json.dumps([p.as_dict() for p in result.people],
-                                              separators=(",", ":"))
+    response.headers["X-People"] = people_header(result.people)
     response.headers["X-Matting-Backend"] = _pipeline().matter.name
     response.headers["Server-Timing"] = timer.header()
     return response
@@ -131,12 +186,14 @@ def _legacy(background_key: str | None):
 
 
 @bp.post("/")
+@admitted
 def legacy_json():
     """The original API: ``{"image": HxWx3}`` -> ``{"output": HxWx3}`` over green."""
     return _legacy(None)
 
 
 @bp.post("/with_bg")
+@admitted
 def legacy_json_with_background():
     """The original API: ``{"image", "bg"}`` -> ``{"output"}`` over ``bg`` (fitted, cover)."""
     return _legacy("bg")
@@ -148,19 +205,9 @@ def health():
     return jsonify({"status": "ok" if segmentation["reachable"] else "degraded",
                     "service": "matting",
                     "backend": _pipeline().matter.describe(),
-                    "segmentation": segmentation})
-
-
-def _warm_up(matter) -> None:
-    """Matte a tiny synthetic image so the first request does not pay for JIT compilation."""
-    started = time.perf_counter()
-    image = np.zeros((32, 32, 3), np.float32)
-    image[8:24, 8:24] = 1.0
-    trimap = np.zeros((32, 32), np.uint8)
-    trimap[6:26, 6:26] = 128
-    trimap[12:20, 12:20] = 255
-    matter.matte(image, trimap)
-    log.info("matting backend warmed up in %.1f s", time.perf_counter() - started)
+                    "segmentation": segmentation,
+                    "jobs": jobs_api.health_facts(current_app),
+                    **serving_facts(current_app)})
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -173,14 +220,25 @@ def create_app(config: dict | None = None) -> Flask:
         ConfigError: an unknown setting, backend or option (named with the valid ones).
         BackendUnavailable: the configured backend cannot run here.
     """
-    app = new_app(__name__, SETTINGS, config)
+    app = new_app(__name__, SETTINGS, config, title="Matting service",
+                  description="Removes or replaces the background behind people in photos.",
+                  operations=[*OPERATIONS, *jobs_api.OPERATIONS])
     matter = app.config.get("MATTER") or create_matter(
         app.config["BACKEND"], backend_options(SETTINGS, app.config))
     if app.config["WARMUP"]:
-        _warm_up(matter)
-    source = RemotePersonSource(app.config["SEGMENTATION_URL"], app.config["SEGMENTATION_TIMEOUT"])
+        started = time.perf_counter()
+        matter.warm_up()
+        log.info("matting backend warmed up in %.1f s", time.perf_counter() - started)
+    source = RemotePersonSource(app.config["SEGMENTATION_URL"], app.config["SEGMENTATION_TIMEOUT"],
+                                api_key=app.config["SEGMENTATION_API_KEY"] or None)
+    try:
+        app.extensions["url_policy"] = AddressPolicy(app.config["URL_ALLOWLIST"].split(","))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     app.extensions["pipeline"] = Pipeline(source, matter)
     log.info("matting service ready: backend %s, segmentation at %s",
              matter.describe(), app.config["SEGMENTATION_URL"])
     app.register_blueprint(bp)
+    app.register_blueprint(web.bp)
+    jobs_api.init_app(app)
     return app

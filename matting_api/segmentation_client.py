@@ -21,8 +21,10 @@ from flask import has_request_context
 
 from core.errors import UserError
 from core.images import encode_image
+from core.people import EVERYONE, Selection
 from core.pipeline import Segmentation, empty_trimap
 from core.temporal import VideoState
+from service_common.admission import seconds_left
 from service_common.errors import REQUEST_ID_HEADER, ServiceUnavailable, request_id
 from service_common.timing import parse_server_timing
 from service_common.wire import decode_segmentation
@@ -43,14 +45,19 @@ class RemotePersonSource:
 
     Args:
         url: the service's base URL.
-        timeout: seconds to wait for an answer; ``connect_timeout`` for the connection.
+        timeout: seconds to wait for an answer (at most the calling request's deadline);
+            ``connect_timeout`` for the connection. One keep-alive session per thread, so
+            calls reuse their connections.
+        api_key: sent as ``Authorization: Bearer`` when segmentation has API keys on.
     """
 
     name = "segmentation-service"
 
-    def __init__(self, url: str, timeout: float = 120.0, connect_timeout: float = 5.0):
+    def __init__(self, url: str, timeout: float = 120.0, connect_timeout: float = 5.0,
+                 api_key: str | None = None):
         self.url = url.rstrip("/")
-        self.timeout = (connect_timeout, timeout)
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._local = threading.local()  # requests.Session is not thread-safe: one per thread
 
     @property
@@ -61,7 +68,7 @@ class RemotePersonSource:
 
     def segment(self, image: np.ndarray, *, encoded: bytes | None = None,
                 trimap: Mapping[str, Any] | None = None, max_people: int | None = None,
-                state: VideoState | None = None) -> Segmentation:
+                people: Selection = EVERYONE, state: VideoState | None = None) -> Segmentation:
         """See :meth:`core.pipeline.PersonSource.segment`.
 
         Inside a request of the matting service its request id is forwarded, so both
@@ -81,13 +88,16 @@ class RemotePersonSource:
         query = {**(trimap or {}), "format": "npz"}
         if max_people is not None:
             query["max_people"] = max_people
-        headers = {"Content-Type": "application/octet-stream"}
+        if not people.everyone:
+            query["people"] = people.as_param()
+        headers = {"Content-Type": "application/octet-stream", **self._auth}
         if has_request_context():
             headers[REQUEST_ID_HEADER] = request_id()
         started = time.perf_counter()
         try:
             response = self._session.post(f"{self.url}/trimap", params=query, data=body,
-                                          headers=headers, timeout=self.timeout)
+                                          headers=headers,
+                                          timeout=(self.connect_timeout, seconds_left(self.timeout)))
         except requests.Timeout:
             raise SegmentationUnavailable(self.url, "timed out") from None
         except requests.ConnectionError as exc:
@@ -97,6 +107,10 @@ class RemotePersonSource:
         timings = {"segmentation": server, "transport": max(round_trip - server, 0.0)}
         if response.status_code == 406:
             return Segmentation(empty_trimap(image.shape[:2]), None, [], timings)
+        if response.status_code == 503:
+            retry = response.headers.get("Retry-After")
+            raise ServiceUnavailable(f"segmentation is busy: {_error_text(response)}", "busy",
+                                     int(retry) if retry and retry.isdigit() else None)
         if response.status_code >= 500:
             raise SegmentationUnavailable(self.url, f"it answered {response.status_code}: "
                                           f"{_error_text(response)}")
@@ -114,7 +128,7 @@ class RemotePersonSource:
     def health(self, timeout: float = 2.0) -> dict:
         """Segmentation's ``/health`` plus ``reachable``; never raises."""
         try:
-            response = self._session.get(f"{self.url}/health", timeout=timeout)
+            response = self._session.get(f"{self.url}/health", timeout=timeout, headers=self._auth)
             return {"url": self.url, "reachable": response.ok, **response.json()}
         except (requests.RequestException, ValueError) as exc:
             return {"url": self.url, "reachable": False, "error": type(exc).__name__}

@@ -16,5 +16,11 @@ digest=$(cat pyproject.toml requirements*.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     echo "setup: installing $REQS (torch, mediapipe, ...; a few minutes the first time)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$REQS"
+    if .venv/bin/python -c "import pymatting" 2>/dev/null; then
+        # Compile pymatting's numba functions into their on-disk cache once, here, rather
+        # than in every service worker's first start.
+        echo "setup: compiling the matting solver (once)"
+        .venv/bin/python -c "from core.matters import create_matter; create_matter('closed-form').warm_up()"
+    fi
     echo "$digest" > "$stamp"
 fi

@@ -3,6 +3,25 @@
 # Extra arguments go to pytest, e.g. bash scripts/test.sh -k trimap
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser tests need Debian's chromium and chromium-driver, the job tests redis-server:
+# installed here when missing and we may (root, apt-get present); else those tests skip.
+missing=()
+for pair in chromium:chromium chromedriver:chromium-driver redis-server:redis-server; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${missing[*]} (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 bash scripts/setup.sh requirements-dev.txt
+# tests/test_jobs.py runs a real Redis (the job queue's broker): Debian's package.
+if ! command -v redis-server >/dev/null; then
+    echo "test: installing redis-server (Debian package) for the job queue's tests"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    fi
+fi
 .venv/bin/ruff check .
 .venv/bin/python -m pytest tests -ra "$@"

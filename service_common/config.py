@@ -56,7 +56,7 @@ class Setting:
 
 # Environment variables with these prefixes are ours: an unknown one is a typo.
 OUR_PREFIXES = ("SEGMENTATION_", "MATTING_", "TRIMAP_", "MEDIAPIPE_", "MASKRCNN_", "FBA_",
-                "CLOSED_FORM_")
+                "CLOSED_FORM_", "JOBS_")
 # Keys create_app(config) takes besides settings: ready objects (tests, notebooks).
 EXTRA_KEYS = {"SEGMENTER", "MATTER", "TESTING"}
 
@@ -138,13 +138,15 @@ def configure_logging(level: str) -> None:
 
 
 def run_from_cli(description: str, settings: list[Setting], create_app, argv=None) -> None:
-    """``python -m <service>``: parse flags, build the app, serve (threaded dev server)."""
+    """``python -m <service>``: parse flags, check the configuration, serve it under the
+    production server (:func:`service_common.server.serve`: gunicorn, workers sized to the
+    cores). ``flask run`` in a service's folder stays the development server."""
+    from service_common.server import serve
+
     args = build_parser(description, settings).parse_args(argv)
     config = load_config(settings, args=args)
     configure_logging(config["LOG_LEVEL"])
-    app = create_app(config)
-    # Threaded: a slow request does not block /health; models guard themselves with locks.
-    app.run(host=config["HOST"], port=int(config["PORT"]), threaded=True)
+    serve(create_app, config)
 
 
 def app_for_flask_run(package: str):

@@ -8,6 +8,17 @@ from service_common.config import Setting
 
 COMMON_SETTINGS = [
     Setting("HOST", "HOST", "127.0.0.1", "address to listen on"),
+    Setting("COMPUTE_THREADS", "COMPUTE_THREADS", "auto", "threads each worker's numeric "
+            "libraries use (BLAS, numba, torch, OpenCV); auto: the cores divided by the workers"),
+    Setting("REQUEST_DEADLINE", "REQUEST_DEADLINE", 60.0, "seconds a request may take; one that "
+            "waits longer for a free worker gets 503", float),
+    Setting("API_KEYS", "API_KEYS", "", "comma-separated API keys; set: every endpoint but "
+            "/health, /metrics and the docs needs one (Authorization: Bearer KEY or X-API-Key)"),
+    Setting("API_KEYS_FILE", "API_KEYS_FILE", "", "a file of API keys, one per line"),
+    Setting("RATE_LIMIT", "RATE_LIMIT", "", "requests per key (or address), Flask-Limiter "
+            "syntax such as '60/minute'; empty: no limit"),
+    Setting("RATE_LIMIT_STORAGE", "RATE_LIMIT_STORAGE", "memory://", "where the rate limit "
+            "counts (memory://: per worker; redis://HOST:PORT shares them)"),
     Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest image accepted, in pixels", int),
     Setting("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 150, "largest request body, in MB "
             "(the JSON API needs ~25 MB for a 1080p photo)", int),
@@ -34,8 +45,44 @@ TRIMAP_SETTINGS = [
     for name in TrimapParams.names()
 ]
 
+# Video and photo jobs over HTTP (jobs/): the matting service takes them, Celery workers on
+# any number of machines do them. The service and every worker must agree on these.
+JOBS_SETTINGS = [
+    Setting("JOBS_REDIS_URL", "JOBS_REDIS_URL", "redis://127.0.0.1:6379/0", "jobs: Redis, the "
+            "queue's broker and result store and where job states live (redis://HOST:PORT/DB)"),
+    Setting("JOBS_DIR", "JOBS_DIR", "", "jobs: the folder uploads, chunks and results go to; "
+            "shared by the service and every worker, at the same path (default: "
+            "<temp>/people-matting-jobs, one machine only)"),
+    Setting("JOBS_KEEP_HOURS", "JOBS_KEEP_HOURS", 24.0, "jobs: hours a finished job's result "
+            "and state are kept, then removed", float),
+    Setting("JOBS_CHUNK_FRAMES", "JOBS_CHUNK_FRAMES", 300, "jobs: frames per chunk of a video "
+            "(chunks are what workers share)", int),
+    Setting("JOBS_OVERLAP_FRAMES", "JOBS_OVERLAP_FRAMES", 16, "jobs: frames each chunk starts "
+            "early and drops, so temporal smoothing has settled at the cut", int),
+    Setting("JOBS_CHUNK_PHOTOS", "JOBS_CHUNK_PHOTOS", 8, "jobs: photos per task of a zip", int),
+    Setting("JOBS_VISIBILITY_TIMEOUT", "JOBS_VISIBILITY_TIMEOUT", 900.0, "jobs: seconds after "
+            "which a task a worker took but never finished (the worker died) goes to another "
+            "worker; longer than the slowest chunk takes", float),
+    Setting("JOBS_MAX_ATTEMPTS", "JOBS_MAX_ATTEMPTS", 3, "jobs: times a task may be started "
+            "(workers dying under it) before its job fails", int),
+]
+
+# The worker (python -m jobs worker): the jobs settings, how many processes, logging.
+WORKER_SETTINGS = [
+    *JOBS_SETTINGS,
+    Setting("CONCURRENCY", "JOBS_CONCURRENCY", "auto", "jobs worker: processes, each with its "
+            "own models (auto: half the cores, at least 1; a video task keeps ~2 cores busy)"),
+    Setting("COMPUTE_THREADS", "COMPUTE_THREADS", "auto", "threads each worker process's "
+            "numeric libraries use; auto: the cores divided by the processes"),
+    Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest photo accepted, in pixels", int),
+    Setting("LOG_LEVEL", "LOG_LEVEL", "INFO", "logging level"),
+]
+
 SEGMENTATION_SETTINGS = [
     Setting("PORT", "SEGMENTATION_PORT", 3000, "port to listen on", int),
+    Setting("WORKERS", "SEGMENTATION_WORKERS", "auto", "server processes (auto: one per core)"),
+    Setting("QUEUE", "SEGMENTATION_QUEUE", 4, "requests that may wait for a worker; more get "
+            "an immediate 503 with Retry-After", int),
     Setting("BACKEND", "SEGMENTATION_BACKEND", "auto",
             "person segmenter: auto, maskrcnn, mediapipe (auto = maskrcnn when its weights "
             "are present, else mediapipe)"),
@@ -48,6 +95,8 @@ SEGMENTATION_SETTINGS = [
     Setting("MASKRCNN_INFERENCE_SIZE", "MASKRCNN_INFERENCE_SIZE", None,
             "maskrcnn: shorter side the network sees (smaller is faster on CPU; default 480)",
             int, backend="maskrcnn", option="inference_size"),
+    Setting("MASKRCNN_HALF", "MASKRCNN_HALF", 0, "maskrcnn: backbone in half precision on "
+            "CUDA (1/0)", int, backend="maskrcnn", option="half"),
     Setting("MASKRCNN_SCORE_THRESHOLD", "MASKRCNN_SCORE_THRESHOLD", 0.6,
             "maskrcnn: minimum person score", float, backend="maskrcnn",
             option="score_threshold"),
@@ -62,13 +111,21 @@ SEGMENTATION_SETTINGS = [
 
 MATTING_SETTINGS = [
     Setting("PORT", "MATTING_PORT", 5000, "port to listen on", int),
+    Setting("WORKERS", "MATTING_WORKERS", "auto", "server processes (auto: one per core)"),
+    Setting("QUEUE", "MATTING_QUEUE", 4, "requests that may wait for a worker; more get an "
+            "immediate 503 with Retry-After", int),
     Setting("BACKEND", "MATTING_BACKEND", "auto",
             "matting backend: auto, fba, closed-form, guided-filter (auto = fba when "
             "models/FBA.pth exists, else closed-form)"),
     Setting("SEGMENTATION_URL", "SEGMENTATION_URL", "http://127.0.0.1:3000",
             "where the segmentation service listens"),
     Setting("SEGMENTATION_TIMEOUT", "SEGMENTATION_TIMEOUT", 120.0,
-            "seconds to wait for a trimap", float),
+            "seconds to wait for a trimap (at most the request's deadline)", float),
+    Setting("SEGMENTATION_API_KEY", "SEGMENTATION_API_KEY", "",
+            "the key the segmentation service asks for, when it has API_KEYS set"),
+    Setting("URL_ALLOWLIST", "URL_ALLOWLIST", "", "image_url: comma-separated host names "
+            "and networks (10.0.0.0/8) that may be fetched although not public"),
+    Setting("URL_TIMEOUT", "URL_TIMEOUT", 10.0, "image_url: seconds to fetch a photo", float),
     Setting("FBA_WEIGHTS", "FBA_WEIGHTS", "", "path of FBA.pth (default: MODELS_DIR/FBA.pth)",
             backend="fba", option="weights_path"),
     Setting("FBA_MAX_SIZE", "FBA_MAX_SIZE", "auto", "fba: longest side the network runs at "
@@ -82,6 +139,7 @@ MATTING_SETTINGS = [
             "request does not pay for JIT compilation (1/0)", int),
     *model_settings("fba"),
     *COMMON_SETTINGS,
+    *JOBS_SETTINGS,
 ]
 
-ALL_ENVIRONMENT = {s.env for s in SEGMENTATION_SETTINGS + MATTING_SETTINGS}
+ALL_ENVIRONMENT = {s.env for s in SEGMENTATION_SETTINGS + MATTING_SETTINGS + WORKER_SETTINGS}

@@ -18,9 +18,22 @@ from service_common.errors import APIError
 
 
 def params() -> dict[str, str]:
-    """Query-string and form parameters merged (form wins)."""
-    merged = dict(request.args.items())
-    merged.update(request.form.items())
+    """Query-string and form parameters, merged.
+
+    Raises:
+        ParameterError (``duplicate_parameter``): a parameter given more than once with
+            different values (twice in the query, or in both the query and the form): which
+            one was meant is not for us to guess.
+    """
+    merged: dict[str, str] = {}
+    for source in (request.args, request.form):
+        for name, values in source.lists():
+            for value in values:
+                if name in merged and merged[name] != value:
+                    raise ParameterError(f"parameter {name!r} given more than once, with "
+                                         f"different values ({merged[name]!r:.40}, {value!r:.40})",
+                                         code="duplicate_parameter")
+                merged[name] = value
     return merged
 
 
@@ -113,6 +126,13 @@ def image_response(array: np.ndarray, fmt: str = "png", headers: dict | None = N
     return response
 
 
+def people_header(people) -> str:
+    """The ``X-People`` header: JSON, one object per person (box, score, area, selected)."""
+    import json
+
+    return json.dumps([p.as_dict() for p in people], separators=(",", ":"))
+
+
 # --------------------------------------------------------------------- between services
 
 NPZ_MIMETYPE = "application/x-segmentation-npz"
@@ -130,6 +150,7 @@ def encode_segmentation(segmentation: Segmentation) -> bytes:
         "boxes": np.array([p.box for p in people], np.int32).reshape(-1, 4),
         "scores": np.array([p.score for p in people], np.float32),
         "areas": np.array([p.area for p in people], np.int64),
+        "selected": np.array([p.selected for p in people], bool),
     }
     if segmentation.mask is not None:
         arrays["mask"] = to_uint8(segmentation.mask)
@@ -158,6 +179,9 @@ def decode_segmentation(data: bytes, shape: tuple[int, int]) -> Segmentation:
         if mask.shape != tuple(shape):
             raise ValueError(f"payload mask {mask.shape} does not match the image {tuple(shape)}")
         mask = mask.astype(np.float32) / np.float32(255.0)
-    people = [Person(tuple(int(v) for v in box), float(score), int(area)) for box, score, area
-              in zip(arrays.get("boxes", ()), arrays.get("scores", ()), arrays.get("areas", ()))]
+    n = len(arrays.get("boxes", ()))
+    selected = arrays.get("selected", np.ones(n, bool))
+    people = [Person(tuple(int(v) for v in box), float(score), int(area), bool(chosen))
+              for box, score, area, chosen in zip(arrays.get("boxes", ()), arrays.get("scores", ()),
+                                                  arrays.get("areas", ()), selected)]
     return Segmentation(trimap, mask, people)

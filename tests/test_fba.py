@@ -1,10 +1,10 @@
 """FBA Matting without the real weights: the numerical reference proves the network.
 
 ``fba_reference_random_weights.npz`` holds the authors' network and pipeline run with
-weights made by a fixed recipe (see ``../shared/fba/README.md``). We rebuild those weights,
-save them as a ``.pth`` file, load it the way users load ``FBA.pth`` (strict) and compare
-every stage. If this passes, the published file loads and computes what its authors'
-code computes.
+weights made by a fixed recipe (see ``../shared/fba/README.md``). We rebuild those weights
+(:mod:`models.random_weights`), save them as a ``.pth`` file, load it the way users load
+``FBA.pth`` (strict) and compare every stage. If this passes, the published file loads and
+computes what its authors' code computes.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from core.matters.fba import FBAMatter, encode_trimap, fba_predict, run_network 
 from core.matters.fba_net import MANIFEST_PATH, FBANet, extract_state_dict, load_fba  # noqa: E402
 from core.registry import BackendUnavailable  # noqa: E402
 from core.trimap import from_two_channel  # noqa: E402
+from models.random_weights import save_fba  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_CANDIDATES = [ROOT / "tests" / "data" / "fba_reference_random_weights.npz",
@@ -39,31 +40,10 @@ def reference():
     return dict(np.load(path))
 
 
-def random_state_dict() -> dict[str, torch.Tensor]:
-    """The README's recipe, tensor by tensor in manifest order."""
-    keys = json.loads(MANIFEST_PATH.read_text())["keys"]
-    g = torch.Generator().manual_seed(1679)
-    state = {}
-    for key in keys:
-        name, shape = key["name"], key["shape"]
-        if name == "decoder.conv_up4.4.bias":
-            tensor = torch.full(shape, 0.5)
-        elif name == "decoder.conv_up4.4.weight":
-            tensor = 0.01 * torch.randn(shape, generator=g)
-        elif name.endswith(".bias"):
-            tensor = 0.1 * torch.randn(shape, generator=g)
-        elif len(shape) == 1:
-            tensor = 1 + 0.1 * torch.randn(shape, generator=g)
-        else:
-            tensor = 0.05 * torch.randn(shape, generator=g)
-        state[name] = tensor
-    return state
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("fba") / "FBA.pth"
-    torch.save(random_state_dict(), path)
+    save_fba(path)
     return path
 
 
@@ -91,6 +71,30 @@ def test_raw_network_output(reference, net):
                       reference["trimap_transform"])
     assert out.shape == (7, 104, 152) and out.dtype == np.float32
     np.testing.assert_allclose(out, reference["network_output"], atol=1e-4, rtol=0)
+
+
+def test_half_network_on_cpu(reference, weights_file, net):
+    """The half-precision path, run where no GPU is: torch has float16 convolutions on the
+    CPU too (slow, hence a crop). The network takes float32 inputs, computes in float16 and
+    returns float32 from a float32 fusion; its numbers stay near the float32 network's.
+    The alpha bound is loose: float16 activations put about 1e-2 on alpha here, and the
+    fusion passes them on (measured 0.018 with a float16 fusion too, so it is the
+    network's rounding, not the fusion's; the GPU check measures it on CUDA)."""
+    crop = (slice(16, 64), slice(40, 104))  # 48 x 64, across the unknown band
+    image8 = reference["image_scaled"][crop]
+    trimap8 = reference["trimap_scaled"][crop]
+    encoded = encode_trimap(trimap8)
+    half = load_fba(weights_file, "cpu").half()
+    assert half.encoder.conv1.weight.dtype == torch.float16
+    seen = []
+    half.register_forward_hook(lambda module, inputs, output: seen.append(
+        ([t.dtype for t in inputs], output.dtype)))
+    out16 = run_network(half, image8, trimap8, encoded)
+    assert seen == [([torch.float32] * 3, torch.float32)]  # float32 in, float32 out
+    out32 = run_network(net, image8, trimap8, encoded)
+    assert out16.dtype == np.float32 and np.isfinite(out16).all()
+    diff = np.abs(out16 - out32).reshape(7, -1).max(axis=1)
+    assert diff[0] < 0.03 and diff[1:].max() < 0.005, diff
 
 
 def test_final_outputs(reference, net):

@@ -6,6 +6,7 @@ that the random network does detect "people" and the mask path is exercised.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from core import weights as weight_records  # noqa: E402
-from core.registry import BackendUnavailable  # noqa: E402
+from core.errors import BackendUnavailable  # noqa: E402
 from core.segmenters import create_segmenter  # noqa: E402
-from core.segmenters.maskrcnn import MaskRCNNSegmenter, build_model  # noqa: E402
+from core.segmenters.maskrcnn import MaskRCNNSegmenter, half_backbone, load_model  # noqa: E402
+from models.random_weights import save_maskrcnn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_DIRS = [ROOT / "samples", ROOT.parent / "shared" / "data" / "portraits" / "images"]
@@ -43,18 +45,6 @@ def photo() -> np.ndarray:
     return image
 
 
-def random_weights(variant: str, path: Path) -> Path:
-    torch.manual_seed(0)
-    state = build_model(variant).state_dict()
-    if variant == "v1":
-        # torchvision's published v1 file comes from FrozenBatchNorm2d: no step counters.
-        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    person = weight_records.MASKRCNN_V1.meta["categories"].index("person")
-    state["roi_heads.box_predictor.cls_score.bias"][person] = 12.0
-    torch.save(state, path)
-    return path
-
-
 @pytest.fixture(autouse=True)
 def empty_torch_hub(tmp_path, monkeypatch):
     """Keep a developer's real torch.hub cache out of these tests."""
@@ -65,7 +55,7 @@ def empty_torch_hub(tmp_path, monkeypatch):
 def weights(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"models_{request.param}")
     record = getattr(weight_records, f"MASKRCNN_{request.param.upper()}")
-    return request.param, random_weights(request.param, folder / record.filename)
+    return request.param, save_maskrcnn(request.param, folder / record.filename)
 
 
 def test_segment_real_code_path(weights):
@@ -148,3 +138,31 @@ def test_wrong_file_is_rejected(tmp_path):
     torch.save({"backbone.body.conv1.weight": torch.zeros(1)}, path)
     with pytest.raises(ValueError, match="does not hold Mask R-CNN"):
         MaskRCNNSegmenter(weights_path=path, device="cpu")
+
+
+def test_half_backbone_on_cpu(tmp_path):
+    """The CUDA half path's backbone wrapper, run on CPU (torch's CPU float16 autocast):
+    float32 features within 0.5 % of the float32 backbone's, and float32 boxes, scores and
+    masks out of the whole model. (Detections themselves are not compared: with random
+    weights many proposals tie near a score of 1, and their order flips with any rounding;
+    the GPU check reports how far the masks move.)"""
+    path = save_maskrcnn("v1", tmp_path / weight_records.MASKRCNN_V1.filename)
+    full = load_model("v1", path, "cpu")
+    half = copy.deepcopy(full)
+    half.backbone = half_backbone(half.backbone, "cpu")
+    assert half.backbone.out_channels == full.backbone.out_channels
+    image = torch.from_numpy(photo()).permute(2, 0, 1).float() / 255
+    with torch.inference_mode():
+        batch = torch.nn.functional.interpolate(full.transform([image])[0].tensors, (64, 64))
+        want, got = full.backbone(batch), half.backbone(batch)
+        assert list(got) == list(want)
+        for name, feature in got.items():
+            assert feature.dtype == torch.float32
+            scale = want[name].abs().max()
+            assert (feature - want[name]).abs().max() <= 5e-3 * scale, name
+        half.transform.min_size, half.transform.max_size = (64,), 107
+        half.rpn._post_nms_top_n["testing"] = 10
+        out = half([image])[0]
+    assert len(out["scores"]) > 0
+    for key in ("boxes", "scores", "masks"):
+        assert out[key].dtype == torch.float32, key

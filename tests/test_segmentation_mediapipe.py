@@ -50,7 +50,9 @@ def _mean_iou(segmenter, samples):
 
 def test_options_are_checked_and_unknown_ones_refused():
     segmenter = create_segmenter("mediapipe", mode="fast", model="landscape")
-    assert segmenter.describe() == {"name": "mediapipe", "mode": "fast", "model": "landscape"}
+    facts = segmenter.describe()
+    assert (facts["name"], facts["mode"], facts["model"]) == ("mediapipe", "fast", "landscape")
+    assert "Apache-2.0" in facts["licence"]
     with pytest.raises(ConfigError, match="some_other_backends_option"):
         create_segmenter("mediapipe", mode="fast", some_other_backends_option=3)
     with pytest.raises(ValueError, match="mode"):

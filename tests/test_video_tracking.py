@@ -107,6 +107,26 @@ def test_more_than_six_people_are_followed(tracker, person_frames):
     assert all(mask[:, j * width:(j + 1) * width].mean() > 0.1 for j in range(8))
 
 
+def test_people_followed_are_instances(tracker, person_frames):
+    """Each person followed is one instance (``find_people``), so ``people=`` picks among
+    them in a video: three people side by side, the pipeline asked for the middle one (a
+    click on her, ``at:X,Y``)."""
+    from core.people import parse_selection
+
+    row = np.ascontiguousarray(np.hstack([person_frames[3 * j] for j in range(3)]))
+    state = VideoState()
+    found = tracker.find_people(row, state=state)
+    assert len(found.people) == 3 and found.mask.shape == row.shape[:2]
+    pipeline = video_pipeline(tracker)
+    state = pipeline.new_video()
+    for _ in range(2):
+        result = pipeline.run(row, state=state, people=parse_selection(f"at:{SIZE[1] + 175},150"))
+    width = SIZE[1]
+    shown = [float((result.alpha[:, j * width:(j + 1) * width] > 0.5).mean()) for j in range(3)]
+    assert shown[1] > 0.1 and shown[0] < 0.01 and shown[2] < 0.01, shown
+    assert [p.selected for p in result.people].count(True) == 1
+
+
 def test_tracking_runs_the_detector_only_now_and_then(tracker, person_frames):
     """Once she is found, frames are segmented from the last frame's landmarks: the
     detector runs on the first frame and then every ``detect_every`` frames."""

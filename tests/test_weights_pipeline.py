@@ -13,15 +13,14 @@ torch = pytest.importorskip("torch")
 from core import weights  # noqa: E402
 from core.images import decode_image  # noqa: E402
 from evaluation.services import running_services  # noqa: E402
-from tests.test_fba import random_state_dict  # noqa: E402
-from tests.test_maskrcnn import random_weights  # noqa: E402
+from models.random_weights import save_fba, save_maskrcnn  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    torch.save(random_state_dict(), folder / weights.FBA.filename)
-    random_weights("v1", folder / weights.MASKRCNN_V1.filename)
+    save_fba(folder / weights.FBA.filename)
+    save_maskrcnn("v1", folder / weights.MASKRCNN_V1.filename)
     return folder
 
 

@@ -38,6 +38,16 @@ class Matter(Backend):
         """
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Matte a tiny synthetic image, so that JIT compilation (numba, in pymatting) and
+        lazy set-up happen now rather than in a user's first request."""
+        image = np.zeros((32, 32, 3), np.float32)
+        image[8:24, 8:24] = 1.0
+        trimap = np.zeros((32, 32), np.uint8)
+        trimap[6:26, 6:26] = 128
+        trimap[12:20, 12:20] = 255
+        self.matte(image, trimap)
+
 
 def create_matter(name: str = "auto", per_backend=None, **options) -> Matter:
     """Build a matting backend by registry name (or ``auto``); see

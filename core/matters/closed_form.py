@@ -163,6 +163,7 @@ class ClosedFormMatter(Matter):
     """Embedded default: closed-form alpha + multi-level foreground, no weights needed."""
 
     name = "closed-form"
+    licence = "MIT (pymatting), no weights"
 
     def __init__(self, epsilon: float = 1e-7, radius: int = 1, max_iterations: int = 2000,
                  tolerance: float = 1e-7, max_unknown: int = 50_000, prior_weight: float = 0.01):
@@ -181,5 +182,5 @@ class ClosedFormMatter(Matter):
         return alpha, estimate_foreground(image, alpha, trimap)
 
     def describe(self) -> dict:
-        return {"name": self.name, "epsilon": self.epsilon, "radius": self.radius,
+        return {**super().describe(), "epsilon": self.epsilon, "radius": self.radius,
                 "max_unknown": self.max_unknown, "prior_weight": self.prior_weight}

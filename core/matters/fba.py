@@ -26,13 +26,13 @@ around 2000 px). ``None`` or 0 always runs at full size.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.matters import Matter
+from core.registry import ModelCache
 from core.trimap import (
     BACKGROUND,
     FOREGROUND,
@@ -48,8 +48,7 @@ DEFAULT_MAX_SIZE = {"cpu": 1280, "cuda": 2048}
 TRIMAP_SCALE = 320  # the ``L`` of the distance encoding: sigmas 0.02 L, 0.08 L, 0.16 L
 SIGMAS = tuple(f * TRIMAP_SCALE for f in (0.02, 0.08, 0.16))
 
-_NETS: dict = {}
-_NETS_LOCK = threading.Lock()
+_NETS = ModelCache()
 
 
 def encode_trimap(trimap2: np.ndarray) -> np.ndarray:
@@ -96,38 +95,40 @@ def _resize_channels(x: np.ndarray, size: tuple[int, int], interpolation) -> np.
 
 
 def run_network(net, image8: np.ndarray, trimap8: np.ndarray, trimap_enc: np.ndarray,
-                device=None, half: bool = False) -> np.ndarray:
+                device=None) -> np.ndarray:
     """Run :class:`~core.matters.fba_net.FBANet` on prepared inputs.
+
+    The inputs go to ``device`` in float32 whatever the network's dtype: a half network
+    casts them itself and fuses alpha, F and B with the float32 image.
 
     Args:
         image8: ``float`` ``H x W x 3`` in ``[0, 1]``; trimap8: ``H x W x 2``; trimap_enc:
             ``6 x H x W``; H and W multiples of 8.
         device: where ``net`` lives (default: its parameters' device).
-        half: feed half precision (``net`` must be ``.half()``).
     Returns:
-        ``float32`` ``7 x H x W``: alpha, F (3), B (3).
+        ``float32`` ``7 x H x W`` (a numpy array in host memory): alpha, F (3), B (3).
     """
     import torch
 
     if device is None:
         device = next(net.parameters()).device
-    dtype = torch.float16 if half else torch.float32
 
     def tensor(a, chw):
         a = np.ascontiguousarray(a.transpose(2, 0, 1) if chw else a, dtype=np.float32)
-        return torch.from_numpy(a)[None].to(device=device, dtype=dtype)
+        return torch.from_numpy(a)[None].to(device)
 
     with torch.inference_mode():
         out = net(tensor(image8, True), tensor(trimap8, True), tensor(trimap_enc, False))
     return out[0].float().cpu().numpy()
 
 
-def fba_predict(net, image: np.ndarray, trimap2: np.ndarray, device=None,
-                half: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fba_predict(net, image: np.ndarray, trimap2: np.ndarray, device=None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The authors' reference pipeline at the image's own size (see the module docstring).
 
     Args:
-        net: a loaded :class:`~core.matters.fba_net.FBANet` (eval mode).
+        net: a loaded :class:`~core.matters.fba_net.FBANet` (eval mode; float32, or
+            ``.half()`` on CUDA).
         image: ``float`` RGB ``H x W x 3`` in ``[0, 1]``.
         trimap2: ``float`` ``H x W x 2``, channel 0 = sure background, 1 = sure foreground
             (0 / 1 values).
@@ -137,7 +138,7 @@ def fba_predict(net, image: np.ndarray, trimap2: np.ndarray, device=None,
     h, w = image.shape[:2]
     image8 = resize_to_multiple_of_8(image)
     trimap8 = resize_to_multiple_of_8(trimap2)
-    out = run_network(net, image8, trimap8, encode_trimap(trimap8), device, half)
+    out = run_network(net, image8, trimap8, encode_trimap(trimap8), device)
     out = _resize_channels(out.transpose(1, 2, 0), (w, h), cv2.INTER_LINEAR)
     alpha = impose_sure_regions(np.clip(out[:, :, 0], 0, 1), from_two_channel(trimap2))
     fg = np.clip(out[:, :, 1:4], 0, 1)
@@ -168,15 +169,14 @@ def get_net(path: Path, device: str, half: bool = False):
     """The network for ``path`` on ``device``, loaded once per process and then shared."""
     from core.matters.fba_net import load_fba
 
-    key = (str(Path(path).resolve()), str(device), bool(half))
-    with _NETS_LOCK:
-        net = _NETS.get(key)
-        if net is None:
-            net = load_fba(path, device)
-            if half:
-                net = net.half()
-            _NETS[key] = net
-    return net
+    def load():
+        net = load_fba(path, device)
+        return net.half() if half else net
+
+    return _NETS.get((str(Path(path).resolve()), str(device), bool(half)), load)
+
+
+clear_cache = _NETS.clear
 
 
 class FBAMatter(Matter):
@@ -195,6 +195,7 @@ class FBAMatter(Matter):
     """
 
     name = "fba"
+    licence = "FBA.pth: non-commercial use only (Adobe Deep Image Matting data); code MIT"
 
     @classmethod
     def is_available(cls, weights_path=None, models_dir=None,
@@ -256,13 +257,13 @@ class FBAMatter(Matter):
         if self.max_size and max(h, w) > self.max_size:
             scale = self.max_size / max(h, w)
         if scale == 1.0:
-            return fba_predict(self.net, image, to_two_channel(trimap), self.device, self.half)
+            return fba_predict(self.net, image, to_two_channel(trimap), self.device)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         log.debug("FBA: %dx%d above max_size %d, running at %dx%d", w, h, self.max_size, *size)
         small_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         small_trimap = _shrink_trimap(trimap, size)
         alpha, fg, bg = fba_predict(self.net, small_image, to_two_channel(small_trimap),
-                                    self.device, self.half)
+                                    self.device)
         alpha = np.clip(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
         fg = np.clip(cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
         bg = np.clip(cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
@@ -280,5 +281,5 @@ class FBAMatter(Matter):
         return alpha, fg
 
     def describe(self) -> dict:
-        return {"name": self.name, "weights": str(self.weights_path),
+        return {**super().describe(), "weights": str(self.weights_path),
                 "device": str(self.device), "half": self.half, "max_size": self.max_size}

@@ -155,7 +155,11 @@ def fba_fusion(alpha: torch.Tensor, image: torch.Tensor, fg: torch.Tensor, bg: t
 
 
 class FBADecoder(nn.Module):
-    """Pyramid pooling + upsampling decoder; returns the fused 7 channels (alpha, F, B)."""
+    """Pyramid pooling + upsampling decoder; returns the fused 7 channels (alpha, F, B).
+
+    The convolutions run in the features' dtype; the output head's result and the fusion
+    step are float32 whatever that is (see :meth:`forward`).
+    """
 
     pool_scales = (1, 2, 3, 6)
 
@@ -175,6 +179,14 @@ class FBADecoder(nn.Module):
 
     def forward(self, feats: list[torch.Tensor], image: torch.Tensor,
                 trimap2: torch.Tensor) -> torch.Tensor:
+        """Args: ``feats`` from :class:`FBAEncoder`; ``image`` ``N x 3 x H x W`` RGB in
+        ``[0, 1]`` and ``trimap2`` ``N x 2 x H x W``, any float dtype (float32 keeps the
+        fusion exact). Returns ``float32`` ``N x 7 x H x W``.
+
+        In half precision the fusion would round its inputs and then magnify the rounding:
+        alpha' divides by ``|F' - B'|^2 + 0.1``, up to 10 times. So the head's output is
+        cast to float32 and fused with the image as given, not a half copy of it.
+        """
         deepest = feats[-1]
         size = deepest.shape[2:]
         pyramid = [deepest] + [
@@ -183,23 +195,28 @@ class FBADecoder(nn.Module):
         x = self.conv_up1(torch.cat(pyramid, 1))
         x = self.conv_up2(torch.cat((_up2(x), feats[2]), 1))
         x = self.conv_up3(torch.cat((_up2(x), feats[1]), 1))
-        x = torch.cat((_up2(x), feats[0][:, :3], image, trimap2), 1)
-        out = self.conv_up4(x)
+        x = torch.cat((_up2(x), feats[0][:, :3], image.to(x.dtype), trimap2.to(x.dtype)), 1)
+        out = self.conv_up4(x).float()
         alpha = out[:, :1].clamp(0, 1)
         fg = torch.sigmoid(out[:, 1:4])
         bg = torch.sigmoid(out[:, 4:7])
-        return torch.cat(fba_fusion(alpha, image, fg, bg), 1)
+        return torch.cat(fba_fusion(alpha, image.float(), fg, bg), 1)
 
 
 class FBANet(nn.Module):
     """The whole network: ``forward(image, trimap2, trimap_enc) -> N x 7 x H x W``.
 
-    Args (all ``N x C x H x W`` float tensors, H and W multiples of 8):
+    Args (all ``N x C x H x W`` float tensors on the network's device, H and W multiples
+    of 8; give them in float32: the network casts them to its own dtype):
         image: RGB in ``[0, 1]`` (3 channels).
         trimap2: two-channel trimap, channel 0 = sure background, 1 = sure foreground.
         trimap_enc: the 6 distance-transform maps of :func:`core.matters.fba.encode_trimap`.
     Returns:
-        alpha (channel 0), foreground (1-3) and background (4-6), each in ``[0, 1]``.
+        ``float32``: alpha (channel 0), foreground (1-3) and background (4-6), each in
+        ``[0, 1]``.
+
+    Half precision: after ``.half()`` the encoder and decoder compute in float16, and the
+    output head's result and the F, B, alpha fusion in float32 (:class:`FBADecoder`).
     """
 
     def __init__(self):
@@ -215,8 +232,9 @@ class FBANet(nn.Module):
                 trimap_enc: torch.Tensor) -> torch.Tensor:
         if image.shape[-2] % 8 or image.shape[-1] % 8:
             raise ValueError(f"FBA needs H and W divisible by 8, got {tuple(image.shape[-2:])}")
-        normalised = (image - self.mean) / self.std
-        feats = self.encoder(torch.cat((normalised, trimap_enc, trimap2), 1))
+        dtype = self.encoder.conv1.weight.dtype
+        normalised = (image.to(dtype) - self.mean) / self.std
+        feats = self.encoder(torch.cat((normalised, trimap_enc.to(dtype), trimap2.to(dtype)), 1))
         return self.decoder(feats, image, trimap2)
 
     def standardise_weights_(self) -> int:

@@ -152,6 +152,7 @@ class GuidedFilterMatter(Matter):
     """
 
     name = "guided-filter"
+    licence = "Apache-2.0 (OpenCV contrib), no weights"
 
     def __init__(self, radius: int = 0, epsilon: float = 1e-2, subsample: float = 1.0):
         if radius < 0:
@@ -206,5 +207,5 @@ class GuidedFilterMatter(Matter):
         return alpha, foreground
 
     def describe(self) -> dict:
-        return {"name": self.name, "radius": self.radius or "auto", "epsilon": self.epsilon,
+        return {**super().describe(), "radius": self.radius or "auto", "epsilon": self.epsilon,
                 "subsample": self.subsample}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.people import People
 from core.registry import Backend, create_backend
 
 SEGMENTERS = {
@@ -45,6 +46,13 @@ class Segmenter(Backend):
                 tell people apart (it then says so).
         """
         raise NotImplementedError
+
+    def find_people(self, image: np.ndarray, *, max_people: int | None = None) -> People:
+        """Everyone in ``image`` as instances (:class:`core.people.People`: the soft mask,
+        each person's box, score and area, which pixels are whose). This default takes the
+        connected regions of :meth:`segment`'s mask; backends that tell people apart
+        themselves override it."""
+        return People.from_mask(self.segment(image, max_people=max_people))
 
 
 def create_segmenter(name: str = "auto", per_backend=None, **options) -> Segmenter:

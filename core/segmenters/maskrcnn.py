@@ -10,6 +10,12 @@ with score >= ``score_threshold`` (optionally only the ``max_people`` most confi
 summed and clipped to ``[0, 1]``. The network sees the image resized so that its shorter
 side is ``inference_size`` (torchvision's own transform; masks are pasted back at the
 input size), which is what sets the speed on a CPU.
+
+``half=True`` (CUDA only) runs the backbone, ResNet-50 + FPN and most of the work, under
+float16 autocast and hands its features on in float32: the region proposals, boxes and
+masks stay float32, because box coordinates need it (float16 steps by 0.5 px between 512
+and 1024). Plain autocast over the whole model would not do that: torchvision makes its
+anchors in the features' dtype and decodes boxes in the regression's dtype.
 """
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ParameterError
+from core.people import People
+from core.registry import ModelCache
 from core.segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -30,8 +38,7 @@ DEFAULT_INFERENCE_SIZE = 480
 MAX_SIZE_RATIO = 1333 / 800
 DEFAULT_PROPOSALS = 1000  # torchvision's rpn_post_nms_top_n_test
 
-_MODELS: dict = {}
-_MODELS_LOCK = threading.Lock()
+_MODELS = ModelCache()
 
 
 def _record(variant: str):
@@ -107,15 +114,51 @@ def load_model(variant: str, path, device, **config):
     return model.eval().to(device)
 
 
-def get_model(variant: str, path, device, **config):
-    """The model for (variant, file, device, configuration), loaded once per process and
-    shared, with a lock that serialises its calls (torch releases the GIL; one inference at
-    a time keeps memory bounded)."""
-    key = (variant, str(Path(path).resolve()), str(device), tuple(sorted(config.items())))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = (load_model(variant, path, device, **config), threading.Lock())
-        return _MODELS[key]
+def half_backbone(backbone, device_type: str = "cuda"):
+    """Wrap a detection backbone so that it runs under float16 autocast on ``device_type``
+    (``"cuda"``; ``"cpu"`` works too, slowly, which is how the tests check it) and returns
+    its feature maps as float32.
+
+    Args:
+        backbone: torchvision's ``BackboneWithFPN`` (``model.backbone``), on its device.
+    Returns:
+        An ``nn.Module`` with the same ``out_channels``, whose ``forward(images)`` gives the
+        backbone's ``OrderedDict`` of ``float32`` ``N x C x h x w`` maps.
+    """
+    from collections import OrderedDict
+
+    import torch
+
+    class HalfBackbone(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = backbone
+            self.out_channels = backbone.out_channels
+
+        def forward(self, images):
+            with torch.autocast(device_type, dtype=torch.float16):
+                features = self.inner(images)
+            return OrderedDict((name, f.float()) for name, f in features.items())
+
+    return HalfBackbone()
+
+
+def get_model(variant: str, path, device, half: bool = False, **config):
+    """The model for (variant, file, device, half, configuration), loaded once per process
+    and shared, with a lock that serialises its calls (torch releases the GIL; one inference
+    at a time keeps memory bounded)."""
+    def load():
+        model = load_model(variant, path, device, **config)
+        if half:
+            model.backbone = half_backbone(model.backbone, str(device).split(":")[0])
+        return model, threading.Lock()
+
+    key = (variant, str(Path(path).resolve()), str(device), bool(half),
+           tuple(sorted(config.items())))
+    return _MODELS.get(key, load)
+
+
+clear_cache = _MODELS.clear
 
 
 class MaskRCNNSegmenter(Segmenter):
@@ -127,6 +170,7 @@ class MaskRCNNSegmenter(Segmenter):
             torch.hub's cache).
         models_dir: the models folder (default ``$MODELS_DIR`` or ``models/``).
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        half: float16 backbone on CUDA (ignored on CPU; see the module docstring).
         score_threshold: minimum detection score of a person, in ``[0, 1]`` (0.6).
         inference_size: shorter side, in pixels, of the image the network sees (480;
             torchvision's own default is 800). Smaller is faster and coarser.
@@ -141,6 +185,7 @@ class MaskRCNNSegmenter(Segmenter):
     """
 
     name = "maskrcnn"
+    licence = "torchvision weights (BSD-3-Clause code), trained on COCO: COCO's terms apply"
 
     @classmethod
     def is_available(cls, variant="v1", weights_path=None, models_dir=None,
@@ -163,7 +208,7 @@ class MaskRCNNSegmenter(Segmenter):
         return ok, (f"Mask R-CNN {variant}, {why}" if ok else why)
 
     def __init__(self, variant: str = "v1", weights_path=None, models_dir=None,
-                 device="auto", score_threshold: float = 0.6,
+                 device="auto", half: bool = False, score_threshold: float = 0.6,
                  inference_size: int = DEFAULT_INFERENCE_SIZE, max_people: int | None = None,
                  proposals: int = DEFAULT_PROPOSALS):
         from core.weights import resolve_device
@@ -181,13 +226,14 @@ class MaskRCNNSegmenter(Segmenter):
             raise ValueError(f"proposals must lie in [1, 10000], got {proposals}")
         self.proposals = int(proposals)
         self.device = resolve_device(device)
+        self.half = bool(half) and self.device.type == "cuda"
         path = Path(weights_path) if weights_path else record.find(models_dir)
         if path is None or not path.is_file():
             raise FileNotFoundError(f"no Mask R-CNN {variant} weights "
                                     f"({path or record.path(models_dir)})")
         self.weights_path = path
         self.person_label = record.meta["categories"].index("person")
-        self.model, self._lock = get_model(variant, path, self.device,
+        self.model, self._lock = get_model(variant, path, self.device, self.half,
                                            inference_size=self.inference_size,
                                            score_threshold=self.score_threshold,
                                            proposals=self.proposals)
@@ -235,18 +281,23 @@ class MaskRCNNSegmenter(Segmenter):
         Returns:
             ``float32`` ``H x W`` in ``[0, 1]``; zeros when nobody is found.
         """
+        return self.find_people(image, max_people=max_people).mask
+
+    def find_people(self, image: np.ndarray, *, max_people: int | None = None) -> People:
+        """Every person detection above the threshold as an instance (the original's soft
+        mask is their summed probabilities, clipped to ``[0, 1]``)."""
         limit = self.max_people if max_people is None else self._check_max_people(max_people)
         scores, masks = self.detect(image)
         if limit is not None:
-            masks = masks[:limit]
-        log.debug("Mask R-CNN: %d people above %.2f, using %d", len(scores),
-                  self.score_threshold, len(masks))
+            scores, masks = scores[:limit], masks[:limit]
+        log.debug("Mask R-CNN: %d people above %.2f", len(masks), self.score_threshold)
         if len(masks) == 0:
-            return np.zeros(image.shape[:2], np.float32)
-        return np.clip(masks.sum(axis=0), 0.0, 1.0).astype(np.float32)
+            return People(np.zeros(image.shape[:2], np.float32))
+        return People.from_instances(masks, scores)
 
     def describe(self) -> dict:
-        return {"name": self.name, "variant": self.variant, "weights": str(self.weights_path),
-                "device": str(self.device), "score_threshold": self.score_threshold,
+        return {**super().describe(), "variant": self.variant, "weights": str(self.weights_path),
+                "device": str(self.device), "half": self.half,
+                "score_threshold": self.score_threshold,
                 "inference_size": self.inference_size, "max_people": self.max_people,
                 "proposals": self.proposals}

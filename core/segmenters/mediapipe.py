@@ -95,6 +95,7 @@ class MediaPipeSegmenter(Segmenter):
     """
 
     name = "mediapipe"
+    licence = "Apache-2.0 (the models inside the mediapipe wheel)"
 
     def __init__(self, mode: str = "accurate", model: str = "general", max_people: int = 6,
                  flip_average: bool = True, main_subject_ratio: float = 0.65,
@@ -302,7 +303,7 @@ class MediaPipeSegmenter(Segmenter):
         return np.where(keep, selfie, merged).astype(np.float32, copy=False)
 
     def describe(self) -> dict:
-        facts = {"name": self.name, "mode": self.mode}
+        facts = {**super().describe(), "mode": self.mode}
         if self.mode == "fast":
             facts["model"] = self.model
         else:

@@ -63,6 +63,7 @@ import cv2
 import numpy as np
 
 from core.errors import ParameterError
+from core.people import People
 from core.segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -315,6 +316,27 @@ class TrackingSegmenter(Segmenter):
             ParameterError: ``max_people`` is not a positive whole number.
             ValueError: ``image`` is not ``uint8`` ``H x W x 3``.
         """
+        masks = self._people_masks(image, max_people, state)
+        merged = np.zeros(image.shape[:2], np.float32)
+        for mask in masks:
+            np.maximum(merged, mask, out=merged)
+        return merged
+
+    def find_people(self, image: np.ndarray, *, max_people: int | None = None,
+                    state=None) -> People:
+        """Everyone as instances (:class:`core.people.People`), each person followed being
+        one: their own mask (as :meth:`segment` combines it), score 1. Arguments and errors
+        as :meth:`segment`; everyone's mask is the same ``max`` of theirs."""
+        masks = self._people_masks(image, max_people, state)
+        if not masks:
+            return People(np.zeros(image.shape[:2], np.float32))
+        found = People.from_instances(np.stack(masks), [1.0] * len(masks))
+        found.mask = np.max(np.stack(masks), axis=0)
+        return found
+
+    def _people_masks(self, image: np.ndarray, max_people: int | None, state) -> list:
+        """One frame: the people followed and found (see the module docstring), each one's
+        ``float32`` ``H x W`` mask, biggest first when ``max_people`` cuts the list."""
         if max_people is not None and int(max_people) < 1:
             raise ParameterError(f"max_people must be a positive whole number, got {max_people}")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -329,7 +351,7 @@ class TrackingSegmenter(Segmenter):
             people = self._step(image, memory)
         if max_people is not None:
             people = sorted(people, key=lambda t: -t.person.area)[:int(max_people)]
-        return self._combine(image, [t.person for t in people])
+        return [self._own_mask(image, t.person) for t in people]
 
     # -- one frame ---------------------------------------------------------------------
 
@@ -647,22 +669,20 @@ class TrackingSegmenter(Segmenter):
         tallest = max(torsos, default=0.0)
         return tallest <= 0 or person.torso_fraction(height, width) >= r * tallest
 
-    def _combine(self, image: np.ndarray, people: list) -> np.ndarray:
-        """Everyone's mask merged with ``max``; close-ups take the larger of their pose
-        mask and the selfie model's mask of a crop around them."""
+    def _own_mask(self, image: np.ndarray, person) -> np.ndarray:
+        """A person's mask; a close-up's is the larger of their pose mask and the selfie
+        model's mask of a crop around them (the pose mask is coarse there)."""
         height, width = image.shape[:2]
-        merged = np.zeros((height, width), np.float32)
-        for person in people:
-            np.maximum(merged, person.mask, out=merged)
-            if isinstance(person, Body) or person.torso_fraction(height, width) < self.close_up_torso:
-                continue
-            x0, y0, x1, y1 = _box_around(person.mask > 0.5, self.crop_margin)
-            with self._lock:
-                crop = self._selfie.process(np.ascontiguousarray(image[y0:y1, x0:x1]))
-            if crop.segmentation_mask is not None:
-                np.maximum(merged[y0:y1, x0:x1], crop.segmentation_mask,
-                           out=merged[y0:y1, x0:x1])
-        return np.clip(merged, 0.0, 1.0, out=merged)
+        if isinstance(person, Body) or person.torso_fraction(height, width) < self.close_up_torso:
+            return person.mask
+        mask = person.mask.copy()
+        x0, y0, x1, y1 = _box_around(person.mask > 0.5, self.crop_margin)
+        with self._lock:
+            crop = self._selfie.process(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        if crop.segmentation_mask is not None:
+            np.maximum(mask[y0:y1, x0:x1], np.clip(crop.segmentation_mask, 0.0, 1.0),
+                       out=mask[y0:y1, x0:x1])
+        return mask
 
     def describe(self) -> dict:
         return {"name": self.name, "models": "pose detection + pose landmarks (full), "

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matter", choices=["auto", *MATTERS], default=DEFAULT_MATTER,
                    help="matting backend (default: %(default)s, the fast one; closed-form is "
                         "~0.4 s per 360x240 frame)")
+    p.add_argument("--people", default="all",
+                   help="which people to keep in every frame: all (default), largest, N (the N "
+                        "largest), index:I,J (0 = the largest) or at:X,Y (the person there)")
     p.add_argument("--size", help="output WIDTHxHEIGHT, e.g. 360x240 (default: the foreground's)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--no-audio", dest="audio", action="store_false", help="drop the audio")
@@ -70,7 +73,8 @@ def main(argv=None) -> int:
             output_type=args.output_type, format=args.format, segmenter=args.segmenter,
             matter=args.matter, smoothing=args.smoothing, fit=args.fit, size=args.size,
             max_frames=args.max_frames, audio=args.audio, progress=not args.quiet,
-            preset=args.preset, crf=args.crf, segmenter_mode=args.segmenter_mode)
+            preset=args.preset, crf=args.crf, segmenter_mode=args.segmenter_mode,
+            people=args.people)
     except KeyboardInterrupt:
         return 130
     except (UserError, ConfigError, BackendUnavailable) as exc:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ParameterError
+from core.people import EVERYONE, Selection, parse_selection
 from core.pipeline import Pipeline, render
 from core.runtime import reuse_freed_memory
 from core.temporal import VideoState
@@ -230,13 +231,15 @@ def video_pipeline(segmenter="mediapipe", matter="guided-filter",
 
 
 def frame_steps(pipeline: Pipeline, state: VideoState | None, output_type: str,
-                background: BackgroundSource | None
+                background: BackgroundSource | None, people: Selection = EVERYONE
                 ) -> tuple[Callable[[tuple], tuple], Callable[[tuple], tuple]]:
     """The per-frame work in two steps that can overlap (one frame segmented while the one
     before is matted, rendered and encoded): :meth:`Pipeline.segment
     <core.pipeline.Pipeline.segment>`, then :meth:`Pipeline.matte
     <core.pipeline.Pipeline.matte>` and :func:`~core.pipeline.render`. Together they are
     :meth:`Pipeline.run <core.pipeline.Pipeline.run>`; see :func:`frame_function`.
+    ``people`` picks whom to keep in every frame (:mod:`core.people`; ``index:`` counts
+    from the largest in each frame).
 
     Returns:
         ``(segment, finish)``: ``segment((frame, background or None))`` returns what
@@ -244,7 +247,7 @@ def frame_steps(pipeline: Pipeline, state: VideoState | None, output_type: str,
     """
     def segment(item: tuple[Frame, np.ndarray | None]) -> tuple:
         frame, bg = item
-        return frame, bg, pipeline.segment(frame.image, state=state)
+        return frame, bg, pipeline.segment(frame.image, state=state, people=people)
 
     def finish(item: tuple) -> tuple[np.ndarray, int]:
         frame, bg, segmentation = item
@@ -262,15 +265,17 @@ def frame_steps(pipeline: Pipeline, state: VideoState | None, output_type: str,
 
 
 def frame_function(pipeline: Pipeline, state: VideoState | None, output_type: str,
-                   background: BackgroundSource | None) -> Callable[[tuple], tuple]:
+                   background: BackgroundSource | None,
+                   people: Selection = EVERYONE) -> Callable[[tuple], tuple]:
     """The per-frame step: ``(frame, background or None) -> (output image, pts)``, the two
     :func:`frame_steps` one after the other.
 
     The output is ``uint8``: composite RGB ``H x W x 3``; transparent / png RGBA
     ``H x W x 4`` (straight alpha); alpha ``H x W``. A frame with nobody in it shows the
-    background (``composite``) or is fully transparent.
+    background (``composite``) or is fully transparent. ``people`` picks whom to keep in
+    every frame (:mod:`core.people`; ``index:`` counts from the largest in each frame).
     """
-    segment, finish = frame_steps(pipeline, state, output_type, background)
+    segment, finish = frame_steps(pipeline, state, output_type, background, people)
     return lambda item: finish(segment(item))
 
 
@@ -297,7 +302,8 @@ def _close_quietly(*resources) -> None:
 def convert_video(foreground_path, background="#00ff00", output=None, *,
                   pipeline: Pipeline | None = None, segmenter="mediapipe",
                   matter="guided-filter", segmenter_mode: str = DEFAULT_SEGMENTER_MODE,
-                  trimap: Mapping[str, Any] | None = None, progress: bool = True,
+                  trimap: Mapping[str, Any] | None = None, people="all",
+                  progress: bool = True,
                   queue_size: int = 8,
                   on_frame: Callable[[int, np.ndarray], None] | None = None,
                   **options) -> ConvertResult:
@@ -311,6 +317,7 @@ def convert_video(foreground_path, background="#00ff00", output=None, *,
         output: file (``.mp4`` ...) or folder (``png``); default next to the foreground.
         pipeline: the :class:`~core.pipeline.Pipeline` to use; default
             :func:`video_pipeline` (``segmenter``, ``matter``, ``segmenter_mode``, ``trimap``).
+        people: which people to keep (``people=`` forms, :mod:`core.people`).
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
         on_frame: called as ``on_frame(index, output_frame)`` after each frame is
             processed (previews, progress in a UI); may raise to stop.
@@ -325,6 +332,7 @@ def convert_video(foreground_path, background="#00ff00", output=None, *,
         Any error of a stage (reading, a backend, writing), after the others stopped.
     """
     opts = VideoOptions(**options)
+    selection = parse_selection(people) if isinstance(people, str) else people
     foreground_path = str(foreground_path)
     target = plan(foreground_path, output, opts)
     if pipeline is None:
@@ -373,7 +381,8 @@ def convert_video(foreground_path, background="#00ff00", output=None, *,
     started = time.perf_counter()
     try:
         stages = run_stages(_read_with_background(reader, bg_source),
-                            frame_steps(pipeline, state, opts.output_type, bg_source),
+                            frame_steps(pipeline, state, opts.output_type, bg_source,
+                                        selection),
                             lambda out: writer.write(*out), queue_size=queue_size,
                             on_processed=processed)
     except BaseException:
