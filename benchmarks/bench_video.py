@@ -1,6 +1,8 @@
 """Video speed and steadiness on the CC BY 4.0 clips in ../shared/data/video.
 
-Prints, for each matting backend asked for:
+Prints, for each matting backend asked for (MediaPipe following people, the video
+default, unless ``--segmenter-mode`` says otherwise; ``benchmarks/bench_video_vs_rvm.py``
+compares the default with RobustVideoMatting):
 
 - frames per second of the whole :func:`core.video.convert_video` run (decode, segment,
   matte, composite over a background video, encode H.264), at 360x240 (the original
@@ -18,6 +20,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_video.py [--data ../shared/data/video]
         [--matters guided-filter closed-form] [--closed-form-frames 20] [--max-frames 300]
+        [--segmenter-mode tracking|fast|accurate]
 """
 from __future__ import annotations
 
@@ -113,6 +116,8 @@ def main() -> None:
     p.add_argument("--max-frames", type=int, default=300,
                    help="frames per clip (the room video has 1394)")
     p.add_argument("--no-flicker", action="store_true")
+    p.add_argument("--segmenter-mode", choices=["tracking", "fast", "accurate"], default="tracking",
+                   help="MediaPipe mode of the runs (default: tracking, the video default)")
     p.add_argument("--accurate", action="store_true",
                    help="also time MediaPipe's accurate mode (pose + selfie per person)")
     args = p.parse_args()
@@ -129,7 +134,8 @@ def main() -> None:
         info = probe(path)
         print(f"  {path.name}: {info.width}x{info.height}, {float(info.fps):g} fps, "
               f"{info.frame_count} frames")
-    segmenter = create_segmenter("mediapipe", mode="fast")
+    segmenter = (create_segmenter("mediapipe-tracking") if args.segmenter_mode == "tracking"
+                 else create_segmenter("mediapipe", mode=args.segmenter_mode))
     with tempfile.TemporaryDirectory() as workdir:
         print("\nspeed: convert_video, composite over the room video, H.264 out "
               "(frames per second, whole run)")

@@ -120,7 +120,10 @@ class LocalPersonSource:
         """
         params = self.params_for(trimap)
         started = time.perf_counter()
-        mask, found = self.segmenter.find_people(image, max_people=max_people).select(people)
+        # A segmenter that follows people gets the video's state (its tracks live there).
+        follow = {"state": state} if state is not None and self.segmenter.follows_people else {}
+        found = self.segmenter.find_people(image, max_people=max_people, **follow)
+        mask, found = found.select(people)
         if state is not None:
             state.observe(image)
             mask = state.smooth_mask(mask)
@@ -229,7 +232,7 @@ class Pipeline:
             encoded: bytes | None = None, trimap_options: Mapping[str, Any] | None = None,
             max_people: int | None = None, people: Selection = EVERYONE,
             state: VideoState | None = None) -> MatteResult:
-        """The people of ``image``, matted.
+        """The people of ``image``, matted: :meth:`segment`, then :meth:`matte`.
 
         Args:
             image: ``uint8`` RGB ``H x W x 3``.
@@ -242,12 +245,28 @@ class Pipeline:
             UserError subclasses for what the caller got wrong; anything else is a bug or
             an outage (e.g. the segmentation service is down).
         """
+        segmentation = self.segment(image, trimap=trimap, encoded=encoded,
+                                    trimap_options=trimap_options, max_people=max_people,
+                                    people=people, state=state)
+        return self.matte(image, segmentation, state=state)
+
+    def segment(self, image: np.ndarray, *, trimap: np.ndarray | None = None,
+                encoded: bytes | None = None, trimap_options: Mapping[str, Any] | None = None,
+                max_people: int | None = None, people: Selection = EVERYONE,
+                state: VideoState | None = None) -> Segmentation:
+        """The first half of :meth:`run`: who is where (the user's ``trimap`` as is, else
+        the person source's :class:`Segmentation`). A video loop may run it for the next
+        frame while :meth:`matte` works on this one (each half keeps its own part of
+        ``state``); frames must pass each half in order."""
         if trimap is not None:
-            segmentation = Segmentation(trimap)
-        else:
-            segmentation = self.source.segment(image, encoded=encoded, trimap=trimap_options,
-                                               max_people=max_people, people=people,
-                                               state=state)
+            return Segmentation(trimap)
+        return self.source.segment(image, encoded=encoded, trimap=trimap_options,
+                                   max_people=max_people, people=people, state=state)
+
+    def matte(self, image: np.ndarray, segmentation: Segmentation, *,
+              state: VideoState | None = None) -> MatteResult:
+        """The second half of :meth:`run`: ``image`` matted with ``segmentation``'s trimap
+        (its soft mask as the prior), alpha smoothed with the video's ``state``."""
         started = time.perf_counter()
         result = matte_with_trimap(image, segmentation.trimap, self.matter, segmentation.mask)
         if state is not None:

@@ -331,9 +331,19 @@ def test_smoother_follows_motion_and_settles_still_pixels():
     moved[:, 4:] = 200
     rate = smoother.observe(moved)
     assert rate[:, :2].max() == pytest.approx(0.25) and rate[:, 6:].min() == pytest.approx(1.0)
-    previous, current = np.zeros((8, 8), np.float32), np.ones((8, 8), np.float32)
+    # A small change (the segmenter's tremble): a quarter of it where the input is still.
+    previous, current = np.zeros((8, 8), np.float32), np.full((8, 8), 0.2, np.float32)
     blended = smoother.blend(previous, current)
-    assert blended[0, 0] == pytest.approx(0.25) and blended[0, 7] == pytest.approx(1.0)
+    assert blended[0, 0] == pytest.approx(0.05) and blended[0, 7] == pytest.approx(0.2)
+    # A jump of the map itself right beside where the input moved (something moving over a
+    # background of nearly its own colour): followed at once; far from any motion: averaged.
+    big = np.zeros((8, 64), np.float32)
+    smoother.observe(np.zeros((8, 64, 3), np.uint8))
+    moved = np.zeros((8, 64, 3), np.uint8)
+    moved[:, 60:] = 200
+    smoother.observe(moved)
+    blended = smoother.blend(big, np.ones((8, 64), np.float32))
+    assert blended[0, 57] == pytest.approx(1.0) and blended[0, 0] == pytest.approx(0.25)
 
 
 def test_smoothing_reduces_flicker_on_a_real_clip(backends, person_frames):

@@ -137,7 +137,9 @@ def test_png_chunks_joined(tmp_path, clip, pipeline):
 def test_the_overlap_is_what_hides_the_cut(tmp_path, clip, pipeline):
     """Alpha (lossless PNG) at the first frame after each cut, against the whole video's:
     with no overlap the smoothing starts afresh there and differs; with 16 frames it has
-    settled."""
+    settled (to a tenth of a grey level: the default video segmenter follows people, and
+    a chunk's tracker, whose looks for newcomers start with the chunk, ends within a
+    hair of the whole video's regions)."""
     whole = tmp_path / "whole"
     convert_video(clip, output=whole, output_type="png", pipeline=pipeline, progress=False)
 
@@ -151,7 +153,7 @@ def test_the_overlap_is_what_hides_the_cut(tmp_path, clip, pipeline):
         out = tmp_path / f"overlap{overlap}"
         chunked(clip, out, pipeline, overlap=overlap, output_type="png", audio=False)
         gaps[overlap] = max(np.abs(alpha(out, i) - alpha(whole, i)).mean() for i in cuts)
-    assert gaps[OVERLAP] < 0.05 < gaps[0], gaps
+    assert gaps[OVERLAP] < 0.1 < gaps[0] and gaps[OVERLAP] < gaps[0] / 4, gaps
 
 
 @pytest.mark.parametrize("source", ["camera_audio_starts_late.mov", "phone_portrait_rotated.mp4"])

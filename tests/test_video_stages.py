@@ -119,6 +119,53 @@ def test_ctrl_c_keeps_every_processed_item():
     assert result.interrupted and written == list(range(7))
 
 
+def test_ctrl_c_inside_compiled_code_is_still_ctrl_c():
+    """Ctrl-C landing inside a numba function (pymatting's foreground estimation) comes back
+    as SystemError caused by the KeyboardInterrupt: still an interruption, not a failure."""
+    written = []
+
+    def process(item):
+        if item == 5:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                raise SystemError("CPUDispatcher returned a result with an exception set") from exc
+        return item
+
+    result = run_stages(range(100), process, written.append, queue_size=4)
+    assert result.interrupted and written == list(range(5))
+
+
+def test_chained_steps_run_in_order_and_a_failing_step_stops_everything():
+    written = []
+    result = run_stages(range(40), [lambda x: x + 1, lambda x: x * 2], written.append,
+                        queue_size=2)
+    assert written == [2 * (x + 1) for x in range(40)] and result.written == 40
+
+    def first(item):
+        if item == 7:
+            raise Boom("segmenter crashed")
+        return item
+
+    def run():
+        with pytest.raises(Boom, match="segmenter crashed"):
+            run_stages(slow_reader(), [first, lambda x: x], lambda x: None, queue_size=2)
+    timed(run)
+
+
+def test_ctrl_c_with_chained_steps_keeps_what_the_last_step_finished():
+    written = []
+
+    def last(item):
+        if item == 9:
+            raise KeyboardInterrupt
+        return item
+
+    result = run_stages(slow_reader(delay=0.001), [lambda x: x, last], written.append,
+                        queue_size=4)
+    assert result.interrupted and written == list(range(9))
+
+
 def test_convert_video_surfaces_a_writer_failure(tmp_path, monkeypatch):
     """The real loop: the encoder fails on the fifth frame, the error reaches the caller."""
     from core import video

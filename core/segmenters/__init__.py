@@ -17,11 +17,20 @@ from core.registry import Backend, create_backend
 SEGMENTERS = {
     "maskrcnn": "core.segmenters.maskrcnn:MaskRCNNSegmenter",
     "mediapipe": "core.segmenters.mediapipe:MediaPipeSegmenter",
+    # Video: follows people from frame to frame through the pipeline's VideoState.
+    "mediapipe-tracking": "core.segmenters.tracking:TrackingSegmenter",
 }
 
 
 class Segmenter(Backend):
-    """Base class. Subclasses set :attr:`name` and implement :meth:`segment`."""
+    """Base class. Subclasses set :attr:`name` and implement :meth:`segment`.
+
+    A segmenter that follows people from frame to frame sets :attr:`follows_people`; its
+    ``segment`` then also takes ``state=`` (the video's :class:`~core.temporal.VideoState`,
+    ``None`` for a photo), which :class:`core.pipeline.LocalPersonSource` passes on.
+    """
+
+    follows_people = False
 
     def segment(self, image: np.ndarray, *, max_people: int | None = None) -> np.ndarray:
         """Soft mask of all people.

@@ -10,7 +10,9 @@ from core.errors import BackendUnavailable, ConfigError, UserError
 from core.video.convert import (
     DEFAULT_MATTER,
     DEFAULT_SEGMENTER,
+    DEFAULT_SEGMENTER_MODE,
     OUTPUT_TYPES,
+    SEGMENTER_MODES,
     TRANSPARENT_FORMATS,
     convert_video,
 )
@@ -41,9 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit", choices=FIT_MODES, default="cover",
                    help="how the background is fitted to the frame (default: %(default)s)")
     p.add_argument("--segmenter", choices=["auto", *SEGMENTERS], default=DEFAULT_SEGMENTER)
-    p.add_argument("--segmenter-mode", default="fast",
-                   help="mediapipe: 'fast' (selfie model, a few ms a frame; the default) or "
-                        "'accurate' (pose + selfie per person, better on whole bodies, slower)")
+    p.add_argument("--segmenter-mode", choices=SEGMENTER_MODES, default=DEFAULT_SEGMENTER_MODE,
+                   help="mediapipe: 'tracking' (the default: every person followed from frame "
+                        "to frame with the pose models, whole bodies and groups), 'fast' (the "
+                        "selfie model on every frame: people close to the camera) or 'accurate' "
+                        "(the photo segmenter on every frame, several times slower)")
     p.add_argument("--matter", choices=["auto", *MATTERS], default=DEFAULT_MATTER,
                    help="matting backend (default: %(default)s, the fast one; closed-form is "
                         "~0.4 s per 360x240 frame)")

@@ -4,10 +4,12 @@ It is three small parts:
 
 1. :class:`VideoOptions` and :func:`plan`: what to write (output type, size, container,
    path), checked before anything is opened;
-2. :func:`frame_function`: one frame through :class:`core.pipeline.Pipeline` (with the
-   video's :class:`~core.temporal.VideoState`) and :func:`core.pipeline.render`;
-3. :func:`core.video.stages.run_stages`: read | process | write overlapping, a failure in
-   any stage stopping the others and surfacing, Ctrl-C leaving a playable file.
+2. :func:`frame_steps`: one frame through :class:`core.pipeline.Pipeline` (with the
+   video's :class:`~core.temporal.VideoState`) and :func:`core.pipeline.render`, in two
+   steps (segment; matte and render);
+3. :func:`core.video.stages.run_stages`: read | segment | matte + render | write
+   overlapping, a failure in any stage stopping the others and surfacing, Ctrl-C leaving
+   a playable file.
 """
 from __future__ import annotations
 
@@ -44,10 +46,23 @@ OUTPUT_TYPES = ("composite", "transparent", "alpha", "png")
 TRANSPARENT_FORMATS = ("webm", "mov")
 DEFAULT_SEGMENTER = "mediapipe"
 DEFAULT_MATTER = "guided-filter"
-# The original soft trimap with a band scaled with the person, ~2 iterations at 360x240,
-# ~4 at 720p (the photo default is now the decided trimap, not yet measured for flicker
-# on video: the video path keeps what docs/video.md measured).
-VIDEO_TRIMAP = {"method": "soft", "band_scale": 0.06}
+# MediaPipe for video: ``tracking`` follows people from frame to frame
+# (core/segmenters/tracking.py, the default); ``fast`` and ``accurate`` are the photo
+# segmenter's modes, run anew on every frame.
+SEGMENTER_MODES = ("tracking", "fast", "accurate")
+DEFAULT_SEGMENTER_MODE = "tracking"
+# A much narrower band than the photo default (10 + 10 iterations of a 5 px kernel, ~40 px
+# at any size): the person is where the mask is >= 0.5, and only a band of one or two 3x3
+# steps either side of that outline (scaled with the people's size: 1 step at 360x240
+# and 854x480 for a whole body, 2 at 720p or for a close-up) is left to the matter. The
+# masks' soft edge is the segmenter's doubt, a few pixels wide, not partial coverage: a
+# wide band shows it as a see-through halo (6-8 % of a 854x480 frame semi-transparent on
+# dance-twirl with the band of 0.06; 0.9 % with this one, at the same IoU;
+# benchmarks/bench_video_vs_rvm.py, docs/video.md).
+VIDEO_TRIMAP = {"method": "binary", "kernel_size": 3, "band_scale": 0.02}
+# The guided filter at half resolution inside (He's "fast guided filter"): as good on
+# people at video sizes, and 2-3x cheaper.
+VIDEO_MATTER_OPTIONS = {"guided-filter": {"subsample": 0.5}}
 
 
 @dataclass(frozen=True)
@@ -186,35 +201,57 @@ def _default_output_path(foreground: str, output_type: str, fmt: str | None) -> 
     return f"{stem}_{output_type}{suffix}"
 
 
-def video_pipeline(segmenter="mediapipe", matter="guided-filter", segmenter_mode: str = "fast",
+def video_pipeline(segmenter="mediapipe", matter="guided-filter",
+                   segmenter_mode: str = DEFAULT_SEGMENTER_MODE,
                    trimap: Mapping[str, Any] | None = None) -> Pipeline:
-    """The in-process pipeline the video command uses by default: MediaPipe (``fast``: the
-    selfie model) + guided-filter matting, and :data:`VIDEO_TRIMAP`'s narrow band.
+    """The in-process pipeline the video command uses by default: MediaPipe following
+    people from frame to frame (``tracking``) + guided-filter matting
+    (:data:`VIDEO_MATTER_OPTIONS`), and :data:`VIDEO_TRIMAP`'s band.
 
     Args:
         segmenter, matter: registry names or backend instances.
-        segmenter_mode: MediaPipe's ``mode`` (used only when MediaPipe is the segmenter).
+        segmenter_mode: for MediaPipe, one of :data:`SEGMENTER_MODES`: ``tracking`` (the
+            ``mediapipe-tracking`` segmenter), or the photo segmenter's ``fast`` / ``accurate``
+            mode on every frame (ignored for other segmenters).
         trimap: trimap fields (default :data:`VIDEO_TRIMAP`).
+    Raises:
+        ParameterError: an unknown ``segmenter_mode``.
     """
+    if segmenter_mode not in SEGMENTER_MODES:
+        raise ParameterError(f"segmenter mode must be one of {list(SEGMENTER_MODES)}, "
+                             f"got {segmenter_mode!r}")
+    options = None
+    if segmenter == "mediapipe" and segmenter_mode == "tracking":
+        segmenter = "mediapipe-tracking"
+    elif isinstance(segmenter, str):
+        options = {"mediapipe": {"mode": segmenter_mode}}
     return Pipeline.in_process(segmenter, matter,
                                trimap=VIDEO_TRIMAP if trimap is None else trimap,
-                               segmenter_options={"mediapipe": {"mode": segmenter_mode}}
-                               if isinstance(segmenter, str) else None)
+                               segmenter_options=options, matter_options=VIDEO_MATTER_OPTIONS)
 
 
-def frame_function(pipeline: Pipeline, state: VideoState | None, output_type: str,
-                   background: BackgroundSource | None,
-                   people: Selection = EVERYONE) -> Callable[[tuple], tuple]:
-    """The per-frame step: ``(frame, background or None) -> (output image, pts)``.
+def frame_steps(pipeline: Pipeline, state: VideoState | None, output_type: str,
+                background: BackgroundSource | None, people: Selection = EVERYONE
+                ) -> tuple[Callable[[tuple], tuple], Callable[[tuple], tuple]]:
+    """The per-frame work in two steps that can overlap (one frame segmented while the one
+    before is matted, rendered and encoded): :meth:`Pipeline.segment
+    <core.pipeline.Pipeline.segment>`, then :meth:`Pipeline.matte
+    <core.pipeline.Pipeline.matte>` and :func:`~core.pipeline.render`. Together they are
+    :meth:`Pipeline.run <core.pipeline.Pipeline.run>`; see :func:`frame_function`.
+    ``people`` picks whom to keep in every frame (:mod:`core.people`; ``index:`` counts
+    from the largest in each frame).
 
-    The output is ``uint8``: composite RGB ``H x W x 3``; transparent / png RGBA
-    ``H x W x 4`` (straight alpha); alpha ``H x W``. A frame with nobody in it shows the
-    background (``composite``) or is fully transparent. ``people`` picks whom to keep in
-    every frame (:mod:`core.people`; ``index:`` counts from the largest in each frame).
+    Returns:
+        ``(segment, finish)``: ``segment((frame, background or None))`` returns what
+        ``finish`` takes, and ``finish`` returns ``(output image, pts)``.
     """
-    def process(item: tuple[Frame, np.ndarray | None]) -> tuple[np.ndarray, int]:
+    def segment(item: tuple[Frame, np.ndarray | None]) -> tuple:
         frame, bg = item
-        result = pipeline.run(frame.image, state=state, people=people)
+        return frame, bg, pipeline.segment(frame.image, state=state, people=people)
+
+    def finish(item: tuple) -> tuple[np.ndarray, int]:
+        frame, bg, segmentation = item
+        result = pipeline.matte(frame.image, segmentation, state=state)
         if output_type == "composite":
             if bg is None:
                 bg = background.frame_at(frame.time, result.image)
@@ -224,7 +261,22 @@ def frame_function(pipeline: Pipeline, state: VideoState | None, output_type: st
         else:
             out = render(result, "cutout")
         return out, frame.pts
-    return process
+    return segment, finish
+
+
+def frame_function(pipeline: Pipeline, state: VideoState | None, output_type: str,
+                   background: BackgroundSource | None,
+                   people: Selection = EVERYONE) -> Callable[[tuple], tuple]:
+    """The per-frame step: ``(frame, background or None) -> (output image, pts)``, the two
+    :func:`frame_steps` one after the other.
+
+    The output is ``uint8``: composite RGB ``H x W x 3``; transparent / png RGBA
+    ``H x W x 4`` (straight alpha); alpha ``H x W``. A frame with nobody in it shows the
+    background (``composite``) or is fully transparent. ``people`` picks whom to keep in
+    every frame (:mod:`core.people`; ``index:`` counts from the largest in each frame).
+    """
+    segment, finish = frame_steps(pipeline, state, output_type, background, people)
+    return lambda item: finish(segment(item))
 
 
 def _read_with_background(reader: VideoReader, background: BackgroundSource | None):
@@ -249,7 +301,7 @@ def _close_quietly(*resources) -> None:
 
 def convert_video(foreground_path, background="#00ff00", output=None, *,
                   pipeline: Pipeline | None = None, segmenter="mediapipe",
-                  matter="guided-filter", segmenter_mode: str = "fast",
+                  matter="guided-filter", segmenter_mode: str = DEFAULT_SEGMENTER_MODE,
                   trimap: Mapping[str, Any] | None = None, people="all",
                   progress: bool = True,
                   queue_size: int = 8,
@@ -329,8 +381,8 @@ def convert_video(foreground_path, background="#00ff00", output=None, *,
     started = time.perf_counter()
     try:
         stages = run_stages(_read_with_background(reader, bg_source),
-                            frame_function(pipeline, state, opts.output_type, bg_source,
-                                           selection),
+                            frame_steps(pipeline, state, opts.output_type, bg_source,
+                                        selection),
                             lambda out: writer.write(*out), queue_size=queue_size,
                             on_processed=processed)
     except BaseException:
