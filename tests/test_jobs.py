@@ -27,6 +27,8 @@ import requests
 
 from core.video import VideoReader, convert_video
 from core.video.chunks import split
+from evaluation import clips as clip_files
+from evaluation.clips import click_time, first_video_time
 from evaluation.services import (
     free_port,
     redis_server_binary,
@@ -37,7 +39,6 @@ from evaluation.services import (
     stop_worker,
     wait_healthy,
 )
-from tests.test_video_audio_offsets import click_time, first_video_time
 
 pytestmark = pytest.mark.skipif(redis_server_binary() is None,
                                 reason="redis-server not installed (scripts/test.sh installs it)")
@@ -55,31 +56,10 @@ TIMEOUT = 120
 def write_clip(path: Path, frames: list[np.ndarray], click_at: float | None = CLICK_AT) -> None:
     """An H.264 clip of ``frames`` at 30 fps with AAC sound as long as the video: silence
     and a 2 ms click at ``click_at`` seconds."""
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.height, vs.width = frames[0].shape[:2]
-        vs.pix_fmt = "yuv420p"
-        a_stream = out.add_stream("aac", rate=RATE)
-        a_stream.layout = "mono"
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
-        sound = np.zeros(int(len(frames) / FPS * RATE), np.float32)
-        if click_at is not None:
-            sound[int(click_at * RATE):int(click_at * RATE) + 96] = 0.8
-        fmt = a_stream.codec_context.codec.audio_formats[0].name
-        resampler = av.AudioResampler(format=fmt, layout="mono", rate=RATE)
-        for start in range(0, len(sound), 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(sound[None, start:start + 1024]),
-                                               format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = RATE, start
-            for resampled in resampler.resample(frame):
-                out.mux(a_stream.encode(resampled))
-        for resampled in resampler.resample(None):
-            out.mux(a_stream.encode(resampled))
-        out.mux(a_stream.encode(None))
+    seconds = len(frames) / FPS
+    sound = (clip_files.click(seconds, click_at, rate=RATE) if click_at is not None
+             else np.zeros(int(seconds * RATE), np.float32))
+    clip_files.write_clip(path, frames, FPS, sound, rate=RATE)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from core.video import (
     probe,
     video_format,
 )
+from evaluation import clips
 from evaluation.metrics import flicker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,35 +43,12 @@ SIZE = (160, 240)    # its height, width
 
 def write_clip(path: Path, images, fps=30, tone_hz: float | None = 440.0, audio_codec="aac",
                fmt=None) -> None:
-    """An H.264 clip of ``images`` (uint8 RGB) with a sine tone as long as the video."""
-    with av.open(str(path), "w", format=fmt) as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.height, vs.width = images[0].shape[:2]
-        vs.pix_fmt = "yuv420p"
-        a_stream = None
-        if tone_hz:
-            a_stream = out.add_stream(audio_codec, rate=48000)
-            a_stream.layout = "stereo"
-        for i, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
-        if a_stream is not None:
-            rate, seconds = 48000, len(images) / fps
-            t = np.arange(int(rate * seconds)) / rate
-            tone = (0.2 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
-            fmt_name = a_stream.codec_context.codec.audio_formats[0].name
-            resampler = av.AudioResampler(format=fmt_name, layout="stereo", rate=rate)
-            for start in range(0, len(tone), 960):
-                chunk = np.ascontiguousarray(np.stack([tone[start:start + 960]] * 2))
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts = rate, start
-                for resampled in resampler.resample(frame):
-                    out.mux(a_stream.encode(resampled))
-            for resampled in resampler.resample(None):
-                out.mux(a_stream.encode(resampled))
-            out.mux(a_stream.encode(None))
+    """An H.264 clip of ``images`` (uint8 RGB) with a stereo sine tone as long as the video."""
+    sound = None
+    if tone_hz:
+        wave = clips.tone(len(images) / fps, tone_hz)
+        sound = np.stack([wave, wave])
+    clips.write_clip(path, images, fps, sound, audio_codec=audio_codec, fmt=fmt)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ case (PCM starting 0.25 s late, which lost its offset when transcoded).
 """
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 from core.video import convert_video
+from evaluation import clips
 
 CASE = Path(__file__).parent / "data" / "camera_audio_starts_late.mov"
 FPS, FRAMES, SIZE = 30, 30, (64, 96)   # 1 s of video, height x width
@@ -34,62 +34,17 @@ def write_clip(path: Path, audio_offset: float, audio_codec: str, fmt: str | Non
     before it). The audio lasts from its start to 0.2 s past the video's end."""
     video_start = max(-audio_offset, 0.0)           # early audio: the video starts late
     audio_start = max(audio_offset, 0.0)
-    with av.open(str(path), "w", format=fmt) as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.height, vs.width = SIZE
-        vs.pix_fmt = "yuv420p"
-        vs.codec_context.time_base = Fraction(1, FPS)
-        a_stream = out.add_stream(audio_codec, rate=RATE)
-        a_stream.layout = "mono"
-        first = round(video_start * FPS)
-        video_start = first / FPS  # a whole frame, so the click is where we say
-        for i in range(FRAMES):
-            frame = av.VideoFrame.from_ndarray(np.full(SIZE + (3,), 90 + i, np.uint8), format="rgb24")
-            frame.pts = first + i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
-        # The sound from audio_start to the video's end + 0.2 s, on the file's clock.
-        n = int(round((video_start + FRAMES / FPS + 0.2 - audio_start) * RATE))
-        sound = np.zeros(n, np.float32)
-        click = int(round((video_start + click_at - audio_start) * RATE))
-        sound[click:click + 96] = 0.8
-        fmt_name = a_stream.codec_context.codec.audio_formats[0].name
-        resampler = av.AudioResampler(format=fmt_name, layout="mono", rate=RATE)
-        offset = int(round(audio_start * RATE))
-        for start in range(0, n, 1024):
-            chunk = np.ascontiguousarray(sound[None, start:start + 1024])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = RATE, offset + start
-            frame.time_base = Fraction(1, RATE)
-            for resampled in resampler.resample(frame):
-                out.mux(a_stream.encode(resampled))
-        for resampled in resampler.resample(None):
-            out.mux(a_stream.encode(resampled))
-        out.mux(a_stream.encode(None))
+    first = round(video_start * FPS)
+    video_start = first / FPS  # a whole frame, so the click is where we say
+    frames = [np.full(SIZE + (3,), 90 + i, np.uint8) for i in range(FRAMES)]
+    # The sound from audio_start to the video's end + 0.2 s, on the file's clock.
+    sound = clips.click(video_start + FRAMES / FPS + 0.2 - audio_start,
+                        video_start + click_at - audio_start, rate=RATE)
+    clips.write_clip(path, frames, FPS, sound, rate=RATE, audio_codec=audio_codec, fmt=fmt,
+                     first_frame=first, audio_start=audio_start)
 
 
-def first_video_time(path: Path) -> float:
-    with av.open(str(path)) as c:
-        frame = next(c.decode(video=0))
-        return float(frame.pts * frame.time_base)
-
-
-def click_time(path: Path) -> float:
-    """Seconds, on ``path``'s clock, where its first audio stream first reaches half its
-    peak: the click's onset (lossy codecs smear a click's peak, not its start)."""
-    with av.open(str(path)) as c:
-        frames = list(c.decode(c.streams.audio[0]))
-    level = np.concatenate([np.abs(f.to_ndarray().astype(np.float64)).reshape(-1, f.samples).max(axis=0)
-                            for f in frames])
-    if frames[0].format.name.startswith("s16"):
-        level /= 32768.0
-    assert level.max() > 0.3, f"no click in {path}"
-    i = int(np.argmax(level > level.max() / 2))
-    # the frame holding sample i, and i's place in it
-    sizes = np.cumsum([f.samples for f in frames])
-    k = int(np.searchsorted(sizes, i, side="right"))
-    within = i - (sizes[k - 1] if k else 0)
-    return float(frames[k].pts * frames[k].time_base) + within / frames[k].sample_rate
+first_video_time, click_time = clips.first_video_time, clips.click_time
 
 
 SOURCES = {  # name: (suffix, PyAV format, audio codec)

@@ -300,7 +300,7 @@ def test_classroom_keeps_all_four_seated_people(data_dir, tracker):
     """The classroom clip (four people seated at desks, small in the frame; the pose
     detector finds two of them): the first 16 frames at 854x480, each person's core boxes
     (head and torso, annotated by hand) mostly in the mask on every frame."""
-    from benchmarks.bench_video_vs_rvm import classroom_cores
+    from evaluation.datasets import classroom_cores
 
     size = (480, 854)
     cores = classroom_cores(size)

@@ -97,6 +97,15 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
+def mediapipe_available() -> tuple[bool, str]:
+    """Whether the mediapipe wheel (and the models inside it) can be imported here."""
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError as exc:
+        return False, f"mediapipe is not installed ({exc})"
+    return True, "embedded models from the mediapipe wheel"
+
+
 def _instance_labels(mask: np.ndarray, instances: list[np.ndarray]) -> np.ndarray:
     """Whose each pixel is (``int32`` ``H x W``; ``-1``: nobody's): the instance surest of
     it; person pixels no instance claims (a person the detectors missed, added from the
@@ -263,11 +272,7 @@ class MediaPipeSegmenter(Segmenter):
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
-        try:
-            import mediapipe  # noqa: F401
-        except ImportError as exc:
-            return False, f"mediapipe is not installed ({exc})"
-        return True, "embedded models from the mediapipe wheel"
+        return mediapipe_available()
 
     def segment(self, image: np.ndarray, *, max_people: int | None = None) -> np.ndarray:
         """Soft mask of all people (main subjects, in ``accurate`` mode).

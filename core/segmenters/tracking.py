@@ -65,6 +65,7 @@ import numpy as np
 from core.errors import ParameterError
 from core.people import People
 from core.segmenters import Segmenter
+from core.segmenters.mediapipe import mediapipe_available
 
 log = logging.getLogger(__name__)
 
@@ -295,11 +296,7 @@ class TrackingSegmenter(Segmenter):
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
-        try:
-            import mediapipe  # noqa: F401
-        except ImportError as exc:
-            return False, f"mediapipe is not installed ({exc})"
-        return True, "embedded models from the mediapipe wheel"
+        return mediapipe_available()
 
     def segment(self, image: np.ndarray, *, max_people: int | None = None,
                 state=None) -> np.ndarray:
