@@ -38,7 +38,9 @@ from service_common.settings import MATTING_SETTINGS as SETTINGS
 from service_common.timing import StageTimer
 from service_common.wire import (
     check_params,
+    choice_param,
     image_response,
+    int_param,
     json_body,
     json_image,
     output_format,
@@ -94,28 +96,6 @@ def _pipeline() -> Pipeline:
     return current_app.extensions["pipeline"]
 
 
-def _choice(values: dict, name: str, choices, default: str) -> str:
-    value = values.get(name) or default
-    if value not in choices:
-        raise ParameterError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
-
-
-def _int(values: dict, name: str, default: int | None, choices=None, minimum=None) -> int | None:
-    raw = values.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ParameterError(f"{name} must be a whole number, got {raw!r}") from None
-    if choices is not None and value not in choices:
-        raise ParameterError(f"{name} must be one of {list(choices)}, got {value}")
-    if minimum is not None and value < minimum:
-        raise ParameterError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 def _background(values):
     data = uploaded_bytes("background", required=False)
     if data is not None:
@@ -143,11 +123,11 @@ def matte_endpoint():
     timer = StageTimer()
     values = params()
     check_params(values, {f.name for f in MATTE_FIELDS})
-    output_type = _choice(values, "output", OUTPUT_TYPES, "composite")
-    fit = _choice(values, "fit", FIT_MODES, "cover")
+    output_type = choice_param(values, "output", OUTPUT_TYPES, "composite")
+    fit = choice_param(values, "fit", FIT_MODES, "cover")
     fmt = output_format(values)
-    alpha_bits = _int(values, "alpha_bits", 8, choices=(8, 16))
-    max_people = _int(values, "max_people", None, minimum=1)
+    alpha_bits = int_param(values, "alpha_bits", 8, choices=(8, 16))
+    max_people = int_param(values, "max_people", None, minimum=1)
     people = parse_selection(values.get("people"))
     trimap_options = TrimapParams.parse(values)
     image_bytes = _image_bytes(values)

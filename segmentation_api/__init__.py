@@ -18,7 +18,7 @@ import logging
 import numpy as np
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from core.errors import NoPersonError, ParameterError
+from core.errors import NoPersonError
 from core.images import to_uint8
 from core.people import parse_selection
 from core.pipeline import LocalPersonSource
@@ -35,6 +35,7 @@ from service_common.wire import (
     check_params,
     encode_segmentation,
     image_response,
+    int_param,
     json_body,
     json_image,
     output_format,
@@ -80,19 +81,6 @@ def _source() -> LocalPersonSource:
     return current_app.extensions["person_source"]
 
 
-def _max_people(values: dict) -> int | None:
-    raw = values.get("max_people")
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ParameterError(f"max_people must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ParameterError(f"max_people must be at least 1, got {value}")
-    return value
-
-
 def _timed_response(response: Response, timer: StageTimer, headers: dict) -> Response:
     timer.lap("encode")
     response.headers["Server-Timing"] = timer.header()
@@ -110,7 +98,7 @@ def trimap_endpoint():
     fmt = output_format(values, allowed=("png", "jpeg", "jpg", "webp", "npy", "npz"))
     trimap_options = TrimapParams.parse(values)
     _source().params_for(trimap_options)  # a bad field is a 400 before any work is done
-    max_people = _max_people(values)
+    max_people = int_param(values, "max_people", None, minimum=1)
     people = parse_selection(values.get("people"))
     image = read_image()
     timer.lap("decode")
@@ -137,7 +125,7 @@ def mask_endpoint():
     values = params()
     check_params(values, {f.name for f in MASK_FIELDS})
     fmt = output_format(values)
-    max_people = _max_people(values)
+    max_people = int_param(values, "max_people", None, minimum=1)
     image = read_image()
     timer.lap("decode")
     mask = _source().segmenter.segment(image, max_people=max_people)

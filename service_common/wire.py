@@ -37,6 +37,38 @@ def params() -> dict[str, str]:
     return merged
 
 
+def choice_param(values: dict, name: str, choices, default: str) -> str:
+    """``values[name]`` (``default`` when absent or empty), one of ``choices``.
+
+    Raises:
+        ParameterError: any other value (the message lists the choices).
+    """
+    value = values.get(name) or default
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def int_param(values: dict, name: str, default: int | None, choices=None,
+              minimum: int | None = None) -> int | None:
+    """``values[name]`` as a whole number (``default`` when absent or empty).
+
+    Raises:
+        ParameterError: not a whole number, not one of ``choices``, or below ``minimum``.
+    """
+    raw = values.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ParameterError(f"{name} must be a whole number, got {raw!r}") from None
+    if choices is not None and value not in choices:
+        raise ParameterError(f"{name} must be one of {list(choices)}, got {value}")
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
 def uploaded_bytes(field: str, req: Request | None = None, required: bool = True) -> bytes | None:
     """Bytes of a multipart file ``field``, or the raw body when the request is not a form.
 

@@ -36,13 +36,9 @@ node {
 }
 """
 
-_LANDMARK_GRAPH = """
-input_stream: "image"
-input_stream: "detection"
-input_side_packet: "model_complexity"
-input_side_packet: "enable_segmentation"
-output_stream: "landmarks"
-output_stream: "segmentation_mask"
+# A pose detection -> the region of interest (ROI) PoseLandmarkCpu crops for a newly
+# detected person (streams "image", "detection" in, "roi" out); the tracker uses it too.
+DETECTION_TO_ROI_NODES = """
 node {
   calculator: "ImagePropertiesCalculator"
   input_stream: "IMAGE:image"
@@ -54,6 +50,16 @@ node {
   input_stream: "IMAGE_SIZE:image_size"
   output_stream: "ROI:roi"
 }
+"""
+
+_LANDMARK_GRAPH = """
+input_stream: "image"
+input_stream: "detection"
+input_side_packet: "model_complexity"
+input_side_packet: "enable_segmentation"
+output_stream: "landmarks"
+output_stream: "segmentation_mask"
+""" + DETECTION_TO_ROI_NODES + """
 node {
   calculator: "PoseLandmarkByRoiCpu"
   input_side_packet: "MODEL_COMPLEXITY:model_complexity"

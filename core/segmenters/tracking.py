@@ -66,6 +66,7 @@ from core.errors import ParameterError
 from core.people import People
 from core.segmenters import Segmenter
 from core.segmenters.mediapipe import mediapipe_available
+from core.segmenters.person_detection import DETECTION_TO_ROI_NODES
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +108,7 @@ _DETECTION_ROI_GRAPH = """
 input_stream: "image"
 input_stream: "detection"
 output_stream: "roi"
-node {
-  calculator: "ImagePropertiesCalculator"
-  input_stream: "IMAGE:image"
-  output_stream: "SIZE:image_size"
-}
-node {
-  calculator: "PoseDetectionToRoi"
-  input_stream: "DETECTION:detection"
-  input_stream: "IMAGE_SIZE:image_size"
-  output_stream: "ROI:roi"
-}
-"""
+""" + DETECTION_TO_ROI_NODES
 
 
 def _box_around(body: np.ndarray, margin: float) -> tuple[int, int, int, int]:
