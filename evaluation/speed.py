@@ -13,7 +13,7 @@ measures, for a real 1280x720 photo resized to 360x240 / 1280x720 / 1920x1080:
 - the matting -> segmentation hop with the original's JSON-list wire format (``POST /``
   of segmentation) against ours (image bytes up, trimap PNG down), in the same run;
 - throughput with N concurrent clients (bounded loops, loopback only);
-- peak resident memory (``VmHWM``) of each service process;
+- peak resident memory (``VmHWM``) of each service's largest process (gunicorn workers);
 - with ``--profile``: where the matting service's time goes (cProfile, in process).
 
 Writes ``benchmarks.md`` and ``benchmarks.json`` (and a stage plot) under ``--out``.
@@ -80,15 +80,29 @@ def median(values) -> float:
 
 
 def peak_rss_mib(pid: int) -> dict:
-    """Peak and current resident memory of a process, from ``/proc/PID/status``."""
-    out = {}
+    """Peak and current resident memory of a service: the largest ``VmHWM`` and ``VmRSS``
+    (``/proc/PID/status``) among the process and its children (the production server's
+    workers, each of which holds its own models and requests), and how many there are."""
+    import psutil
+
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(("VmHWM", "VmRSS")):
-                out[line.split(":")[0]] = int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return {"peak_mib": out.get("VmHWM", float("nan")), "rss_mib": out.get("VmRSS", float("nan"))}
+        root = psutil.Process(pid)
+        pids = [pid, *(child.pid for child in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        pids = [pid]
+    peaks, rss = [], []
+    for each in pids:
+        fields = {}
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith(("VmHWM", "VmRSS")):
+                    fields[line.split(":")[0]] = int(line.split()[1]) / 1024.0
+        except OSError:
+            continue
+        peaks.append(fields.get("VmHWM", float("nan")))
+        rss.append(fields.get("VmRSS", float("nan")))
+    return {"peak_mib": max(peaks, default=float("nan")),
+            "rss_mib": max(rss, default=float("nan")), "processes": len(peaks)}
 
 
 # --- binary API ------------------------------------------------------------------------
@@ -341,8 +355,10 @@ def markdown(results: dict) -> str:
             out.append(f"| {t['clients']} | {t['requests']} | {t['requests_per_s']:.2f} | "
                        f"{t['latency_p50_s']:.2f} | {t['latency_max_s']:.2f} |")
     out.append("\n### Peak memory of the service processes\n")
-    out.append("Peak resident set (`VmHWM`) after the binary API requests at all sizes, and "
-               "after everything (the JSON API at 1080p parses a 32 MB body into Python lists).\n")
+    out.append("Peak resident set (`VmHWM`) of the service's largest process (each gunicorn "
+               "worker holds its own models and requests) after the binary API requests at all "
+               "sizes, and after everything (the JSON API at 1080p parses a 32 MB body into "
+               "Python lists).\n")
     out.append("| service | peak MiB, binary API | peak MiB, after all | RSS at end MiB |")
     out.append("|---|---:|---:|---:|")
     for name, m in results["memory"].items():
