@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
 onnx = pytest.importorskip("onnx", reason="the tests build their models with onnx (extra dev)")
@@ -250,3 +252,31 @@ def test_unreachable_server_fails_fast_and_says_where_to_put_the_file(tmp_path, 
     assert "cannot reach 127.0.0.1" in err and str(tmp_path / "u2net_human_seg.onnx") in err
     assert not list(tmp_path.iterdir())
 
+
+# ------------------------------------------------------------------ the real service
+
+
+def test_segmentation_service_with_the_onnx_backend(tmp_path, astronaut, astronaut_bytes):
+    from evaluation.services import free_port, start_service, stop, wait_healthy
+
+    (tmp_path / "models").mkdir()
+    folder = models_folder(tmp_path / "models", "u2net_human_seg")
+    port = free_port()
+    env = {"SEGMENTATION_BACKEND": "onnx", "ONNX_MODEL": "u2net_human_seg",
+           "MODELS_DIR": str(folder), "SEGMENTATION_WORKERS": "1"}
+    process = start_service("segmentation_api", port, env=env, log_path=tmp_path / "seg.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, timeout=120)
+        backend = requests.get(url + "/health", timeout=10).json()["backend"]
+        assert backend["name"] == "onnx" and backend["model"] == "u2net_human_seg"
+        r = requests.post(url + "/mask", files={"image": astronaut_bytes},
+                          data={"format": "npy"}, timeout=120)
+        assert r.status_code == 200, r.text
+        mask = np.load(io.BytesIO(r.content))
+        np.testing.assert_allclose(mask, by_hand(astronaut, 320)[0], atol=2e-5)
+        r = requests.post(url + "/mask", files={"image": astronaut_bytes},
+                          data={"max_people": "1"}, timeout=120)
+        assert r.status_code == 400 and "max_people" in r.text
+    finally:
+        stop(process)
