@@ -1,7 +1,9 @@
 """Fetch and verify the optional model weights into ``models/``.
 
-    python -m models.download                      # all: fba, maskrcnn, maskrcnn_v2
+    python -m models.download                      # the default set: fba, maskrcnn, maskrcnn_v2
     python -m models.download --only fba           # just FBA.pth
+    python -m models.download --only u2net_human_seg   # a rembg ONNX model (or birefnet-portrait)
+    python -m models.download --all                # the default set and both ONNX models
     python -m models.download --models-dir /data/models --only maskrcnn
 
 - Mask R-CNN (v1, v2): through torchvision (``torch.hub.load_state_dict_from_url``) into
@@ -10,6 +12,11 @@
 - FBA.pth: from its authors' Google Drive link; checked by size and by loading it as a
   state dict with exactly the names and shapes of FBA (``core/matters/fba_manifest.json``).
   It is for NON-COMMERCIAL use only (see the message printed before downloading).
+- rembg's ONNX person models (``u2net_human_seg`` ~176 MB, ``birefnet-portrait`` ~973 MB),
+  for the ``onnx`` segmentation backend: from rembg's GitHub release; checked against
+  rembg's published MD5, then loaded with onnxruntime, whose one input must be
+  ``N x 3 x S x S`` (``S`` the record's input size). Only with ``--only`` or ``--all``:
+  nothing needs them, and they are large.
 
 Files already present are verified, not downloaded again (``--force`` re-downloads).
 Without internet the command fails within about ``--connect-timeout`` seconds (10) with a
@@ -39,6 +46,7 @@ DRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"
 USER_AGENT = "bgremoval-models-download/1.0"
 FBA_MIN_MB, FBA_MAX_MB = 130, 150  # the published file is ~139 MB
 READ_TIMEOUT = 60
+DEFAULT_NAMES = tuple(n for n in weights.RECORD_NAMES if n not in weights.ONNX_PERSON)
 EXIT_OK, EXIT_INVALID, EXIT_NETWORK = 0, 1, 3
 FBA_NOTICE = """\
 FBA Matting weights (FBA.pth, ~139 MB) by Marco Forte and Francois Pitie.
@@ -99,6 +107,30 @@ def _stream_to(response, part: Path) -> int:
     return done
 
 
+def _save(response, part: Path, target: Path) -> None:
+    """The body into ``part``, then renamed to ``target`` (nothing half-written is left)."""
+    try:
+        _stream_to(response, part)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    part.replace(target)
+
+
+def download_file(url: str, target: Path, connect_timeout: float) -> None:
+    """Download ``url`` (redirects followed, as GitHub's release links need) to ``target``
+    via ``target.part``.
+
+    Raises:
+        NetworkError: no connection, a timeout, an HTTP error, or a page instead of a file.
+    """
+    response = _open(urllib.request.build_opener(), url, connect_timeout)
+    with response:
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise NetworkError(f"{url} answered with a page, not the file (link moved?)")
+        _save(response, target.with_name(target.name + ".part"), target)
+
+
 def _drive_confirm_url(page: str) -> str | None:
     """The real download link on Google Drive's "can't scan this file" page."""
     form = re.search(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page, re.DOTALL)
@@ -129,12 +161,7 @@ def download_google_drive(file_id: str, target: Path, connect_timeout: float,
         response = _open(opener, url, connect_timeout)
         with response:
             if "text/html" not in response.headers.get("Content-Type", ""):
-                try:
-                    _stream_to(response, part)
-                except BaseException:
-                    part.unlink(missing_ok=True)
-                    raise
-                part.replace(target)
+                _save(response, part, target)
                 return
             page = response.read(1 << 20).decode("utf-8", "replace")
         url = _drive_confirm_url(page)
@@ -145,11 +172,49 @@ def download_google_drive(file_id: str, target: Path, connect_timeout: float,
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+    return digests_of(path)["sha256"]
+
+
+def digests_of(path: Path, names=("sha256",)) -> dict[str, str]:
+    """``{name: hex digest}`` of the file for each hashlib algorithm in ``names``, in one read."""
+    digests = {name: hashlib.new(name, usedforsecurity=False) for name in names}
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(block)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def verify_onnx(record, path: Path) -> str:
+    """Check a rembg ONNX person model: its MD5 (rembg's published one) and SHA-256 where
+    the record has them, then that onnxruntime loads it and that it takes one float input
+    ``N x 3 x S x S`` (``S``: the record's ``input_size``), as the ``onnx`` backend feeds it.
+
+    Returns:
+        A one-line summary including the file's SHA-256.
+    Raises:
+        VerificationError: a checksum differs, or the model does not load or fit.
+    """
+    digests = digests_of(path, ("md5", "sha256"))
+    for name in ("md5", "sha256"):
+        expected = getattr(record, name)
+        if expected and digests[name] != expected.lower():
+            raise VerificationError(f"{path}: {name.upper()} {digests[name]} is not the "
+                                    f"published {expected} (corrupt or partial download, or "
+                                    "a different file: run again with --force)")
+    checked = " and ".join(n.upper() for n in ("md5", "sha256") if getattr(record, n))
+    summary = f"{path}: {checked or 'no published checksum'} ok"
+    from core.segmenters.onnx_person import load_session, onnxruntime_available
+
+    ok, why = onnxruntime_available()
+    if not ok:
+        return f"{summary}; loading not checked: {why}; sha256 {digests['sha256']}"
+    try:
+        session = load_session(path, record, ["CPUExecutionProvider"])
+    except ValueError as exc:
+        raise VerificationError(str(exc)) from None
+    shape = list(session.get_inputs()[0].shape)
+    return f"{summary}, loads with onnxruntime, input {shape}; sha256 {digests['sha256']}"
 
 
 def verify_fba(path: Path) -> str:
@@ -238,6 +303,8 @@ def get(name: str, folder: Path, force: bool, connect_timeout: float,
     say(f"== {record.name}: {record.description}")
     if record.name == "fba":
         say(FBA_NOTICE)
+    elif record.name in weights.ONNX_PERSON:
+        say(f"licence: {record.licence}; from {record.meta['source']} through rembg")
     if target.is_file() and not force:
         say(f"{target} is already there; verifying it")
     else:
@@ -245,6 +312,8 @@ def get(name: str, folder: Path, force: bool, connect_timeout: float,
         try:
             if record.name == "fba":
                 download_google_drive(weights.FBA_DRIVE_ID, target, connect_timeout, fba_url)
+            elif record.name in weights.ONNX_PERSON:
+                download_file(record.url, target, connect_timeout)
             else:
                 if force and target.is_file():
                     target.unlink()
@@ -254,6 +323,8 @@ def get(name: str, folder: Path, force: bool, connect_timeout: float,
             raise NetworkError(f"{exc}\nOffline, or has the link moved? {hint}") from None
     if record.name == "fba":
         summary = verify_fba(target)
+    elif record.name in weights.ONNX_PERSON:
+        summary = verify_onnx(record, target)
     else:
         summary = verify_torchvision(record, target)
     say(f"ok: {summary}")
@@ -264,7 +335,11 @@ def main(argv=None) -> int:
         prog="python -m models.download",
         description="Download and verify the optional model weights into models/.")
     parser.add_argument("--only", choices=weights.RECORD_NAMES, action="append",
-                        help="just this file (repeatable); default: all")
+                        help="just this file (repeatable); default: "
+                             f"{', '.join(DEFAULT_NAMES)}")
+    parser.add_argument("--all", action="store_true",
+                        help="every file, the ONNX person models "
+                             f"({', '.join(weights.ONNX_PERSON)}) too")
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="where to put them (default: $MODELS_DIR or models/)")
     parser.add_argument("--force", action="store_true", help="download again even if present")
@@ -275,10 +350,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.connect_timeout <= 0:
         parser.error("--connect-timeout must be positive")
+    if args.all and args.only:
+        parser.error("--all and --only do not go together")
     folder = weights.models_dir(args.models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     status = EXIT_OK
-    for name in args.only or weights.RECORD_NAMES:
+    for name in args.only or (weights.RECORD_NAMES if args.all else DEFAULT_NAMES):
         try:
             get(name, folder, args.force, args.connect_timeout, args.fba_url)
         except NetworkError as exc:

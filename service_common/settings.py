@@ -29,8 +29,8 @@ COMMON_SETTINGS = [
 def model_settings(backend: str) -> list[Setting]:
     """Where a weights-based backend runs and finds its files."""
     return [
-        Setting("DEVICE", "DEVICE", "auto", "torch device for model backends: auto, cpu, cuda",
-                backend=backend, option="device"),
+        Setting("DEVICE", "DEVICE", "auto", "device for model backends (torch, onnxruntime): "
+                "auto, cpu, cuda", backend=backend, option="device"),
         Setting("MODELS_DIR", "MODELS_DIR", "", "folder with weight files (default: models/)",
                 backend=backend, option="models_dir"),
     ]
@@ -84,8 +84,8 @@ SEGMENTATION_SETTINGS = [
     Setting("QUEUE", "SEGMENTATION_QUEUE", 4, "requests that may wait for a worker; more get "
             "an immediate 503 with Retry-After", int),
     Setting("BACKEND", "SEGMENTATION_BACKEND", "auto",
-            "person segmenter: auto, maskrcnn, mediapipe (auto = maskrcnn when its weights "
-            "are present, else mediapipe)"),
+            "person segmenter: auto, maskrcnn, mediapipe, onnx (auto = maskrcnn when its "
+            "weights are present, else mediapipe; onnx, a downloaded rembg model, only by name)"),
     Setting("MEDIAPIPE_MODE", "MEDIAPIPE_MODE", "accurate",
             "mediapipe: 'accurate' (every person, pose + selfie models) or 'fast' (selfie only)",
             backend="mediapipe", option="mode"),
@@ -104,7 +104,10 @@ SEGMENTATION_SETTINGS = [
             "keep at most N people (maskrcnn: the most confident; mediapipe: how many it "
             "looks for, default 6); default: the backend's", int,
             backend="maskrcnn,mediapipe", option="max_people"),
-    *model_settings("maskrcnn"),
+    Setting("ONNX_MODEL", "ONNX_MODEL", "u2net_human_seg", "onnx: the rembg person model, "
+            "'u2net_human_seg' or 'birefnet-portrait' (python -m models.download --only NAME)",
+            backend="onnx", option="model"),
+    *model_settings("maskrcnn,onnx"),
     *COMMON_SETTINGS,
     *TRIMAP_SETTINGS,
 ]

@@ -5,7 +5,8 @@ a trimap, and :class:`core.pipeline.Pipeline` mattes it.
 
 Every backend is one module here with a :class:`Segmenter` subclass, plus one line in
 :data:`SEGMENTERS`. Order matters for ``auto``: the first available wins, so the primary
-model (Mask R-CNN, when its weights are present) comes before the embedded default.
+model (Mask R-CNN, when its weights are present) comes before the embedded default, and
+``onnx`` (a downloaded model, chosen by name) comes after it.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ SEGMENTERS = {
     "mediapipe": "core.segmenters.mediapipe:MediaPipeSegmenter",
     # Video: follows people from frame to frame through the pipeline's VideoState.
     "mediapipe-tracking": "core.segmenters.tracking:TrackingSegmenter",
+    # rembg's downloadable ONNX person models: chosen by name; last, so 'auto' takes it
+    # only where neither Mask R-CNN nor MediaPipe can run.
+    "onnx": "core.segmenters.onnx_person:OnnxPersonSegmenter",
 }
 
 
