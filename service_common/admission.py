@@ -14,12 +14,17 @@ import math
 import threading
 import time
 
-from flask import current_app, g, has_app_context, request
+from flask import current_app, g, has_app_context, make_response, request
 
+from core.runtime import release_freed_memory
 from service_common.errors import ServiceUnavailable
 
 # service package name -> the Admission the production server made before forking workers
 SHARED_ADMISSION: dict[str, "Admission"] = {}
+
+# Requests computing in this process (each gunicorn worker has its own count).
+_computing = 0
+_computing_lock = threading.Lock()
 
 
 class Busy(ServiceUnavailable):
@@ -130,13 +135,31 @@ def admitted(view):
         started = time.monotonic()
         if metrics is not None:
             metrics.queue_depth(admission.running + admission.waiting)
+        global _computing
+        with _computing_lock:
+            _computing += 1
         try:
-            return view(*args, **kwargs)
+            response = make_response(view(*args, **kwargs))
         finally:
             admission.leave(started)
             if metrics is not None:
                 metrics.queue_depth(admission.running + admission.waiting)
+            with _computing_lock:
+                _computing -= 1
+                idle = _computing == 0
+        if idle:
+            # Once the reply is sent, give the request's freed arrays back to the OS: without
+            # it a worker's memory creeps up over hours of load (benchmarks/load.py --soak).
+            response.call_on_close(_release_if_idle)
+        return response
     return wrapper
+
+
+def _release_if_idle() -> None:
+    with _computing_lock:
+        idle = _computing == 0
+    if idle:
+        release_freed_memory()
 
 
 def seconds_left(default: float) -> float:
