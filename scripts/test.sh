@@ -14,14 +14,5 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash scripts/setup.sh requirements-dev.txt
-# tests/test_jobs.py runs a real Redis (the job queue's broker): Debian's package.
-if ! command -v redis-server >/dev/null; then
-    echo "test: installing redis-server (Debian package) for the job queue's tests"
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-    else
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-    fi
-fi
 .venv/bin/ruff check .
 .venv/bin/python -m pytest tests -ra "$@"
