@@ -121,3 +121,22 @@ def test_mask_prior_keeps_closed_form_on_the_person(astronaut):
     # Still a matte, not a copy of the mask: the band holds values the mask does not.
     band = trimap == UNKNOWN
     assert np.abs(with_prior - mask)[band].mean() > 0.005
+
+
+@pytest.mark.parametrize("strip_pixels", [600, 65_536])
+def test_laplacian_rows_match_pymatting(astronaut, strip_pixels):
+    """The band's Laplacian rows, built strip by strip, are pymatting's cf_laplacian rows
+    (the whole crop at once) to rounding, whatever the strip size."""
+    from pymatting import cf_laplacian
+
+    from core.matters.closed_form import laplacian_rows
+
+    mask = create_segmenter("mediapipe").segment(astronaut)
+    unknown = mask_to_trimap(mask) == UNKNOWN
+    crop = (slice(100, 260), slice(120, 300))
+    image, band = to_float(astronaut)[crop].astype(np.float64), unknown[crop]
+    assert band.sum() > 500
+    whole = cf_laplacian(image, 1e-7, 1, is_known=~band)[band.ravel()]
+    strips = laplacian_rows(image, band, 1e-7, 1, strip_pixels=strip_pixels)
+    assert strips.shape == whole.shape
+    assert abs(whole - strips).max() < 1e-12

@@ -84,18 +84,66 @@ def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray,
     return alpha
 
 
+def laplacian_rows(image: np.ndarray, is_unknown: np.ndarray, epsilon: float = 1e-7,
+                   radius: int = 1, strip_pixels: int = 65_536):
+    """The rows of the closed-form matting Laplacian (Levin et al. 2008, as pymatting's
+    ``cf_laplacian`` builds it) that belong to the unknown pixels, built strip by strip.
+
+    pymatting allocates ``(4 radius + 1)^2`` entries for every pixel of the image it is given
+    and keeps them all (zeros included) in the matrix: for a thin band around a whole person
+    that is the person's bounding box, ~20 million entries (~400 MB) at 720p, of which the
+    solve needs the band's rows only. The Laplacian is a sum over windows, each window
+    depending on its own pixels only, so each horizontal strip of window centres is built on
+    its own (with ``radius`` rows of context above and below) and only its unknown rows are
+    kept: the same values to rounding, in a few tens of MB whatever the image size.
+
+    Args:
+        image: ``float64`` RGB ``H x W x 3``.
+        is_unknown: ``bool`` ``H x W``, the pixels whose rows are wanted (in raster order).
+        epsilon, radius: the Laplacian's regularisation and window radius (pymatting's).
+        strip_pixels: about how many pixels each strip holds.
+    Returns:
+        ``scipy.sparse.csr_matrix`` of shape ``(count of unknown pixels, H * W)``.
+    """
+    import scipy.sparse as sparse
+    from pymatting import cf_laplacian
+
+    h, w = is_unknown.shape
+    wanted = np.flatnonzero(is_unknown.ravel())
+    step = max(1, strip_pixels // max(w, 1))
+    rows, cols, values = [], [], []
+    for first in range(radius, h - radius, step):  # window centres first .. last - 1
+        last = min(first + step, h - radius)
+        top, bottom = first - radius, last + radius
+        strip_unknown = is_unknown[top:bottom]
+        if not strip_unknown.any():
+            continue
+        strip = cf_laplacian(image[top:bottom], epsilon, radius, is_known=~strip_unknown)
+        local = np.flatnonzero(strip_unknown.ravel())
+        part = strip[local].tocoo()
+        rows.append(local[part.row] + top * w)
+        cols.append(part.col + top * w)
+        values.append(part.data)
+    if not rows:
+        return sparse.csr_matrix((len(wanted), h * w))
+    global_rows = np.concatenate(rows)
+    matrix = sparse.coo_matrix((np.concatenate(values),
+                                (np.searchsorted(wanted, global_rows), np.concatenate(cols))),
+                               shape=(len(wanted), h * w))
+    return matrix.tocsr()  # sums each entry's parts from the strips that share it
+
 def _solve_band(image, trimap, prior, prior_weight, epsilon, radius, max_iterations, tolerance):
     """Solve one crop; ``trimap`` uint8, ``prior`` float or None. Returns float32 alpha."""
     import scipy.sparse as sparse
-    from pymatting import cf_laplacian, cg, ichol, jacobi
+    from pymatting import cg, ichol, jacobi
 
     is_fg = (trimap == FOREGROUND).ravel()
     is_unknown = (trimap == UNKNOWN).ravel()
     is_known = ~is_unknown
-    laplacian = cf_laplacian(image.astype(np.float64), epsilon, radius,
-                             is_known=is_known.reshape(trimap.shape))
-    system = laplacian[is_unknown, :][:, is_unknown]
-    rhs = -laplacian[is_unknown, :][:, is_known].dot(is_fg[is_known].astype(np.float64))
+    rows = laplacian_rows(image.astype(np.float64), is_unknown.reshape(trimap.shape),
+                          epsilon, radius)
+    system = rows[:, is_unknown]
+    rhs = -rows[:, is_known].dot(is_fg[is_known].astype(np.float64))
     x0 = None
     if prior is not None and prior_weight > 0:
         target = prior.astype(np.float64).ravel()[is_unknown]
