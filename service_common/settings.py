@@ -78,11 +78,19 @@ WORKER_SETTINGS = [
     Setting("LOG_LEVEL", "LOG_LEVEL", "INFO", "logging level"),
 ]
 
+
+def server_settings(prefix: str, port: int) -> list[Setting]:
+    """Where a service listens and how much it takes at once (``{prefix}_PORT``...)."""
+    return [
+        Setting("PORT", f"{prefix}_PORT", port, "port to listen on", int),
+        Setting("WORKERS", f"{prefix}_WORKERS", "auto", "server processes (auto: one per core)"),
+        Setting("QUEUE", f"{prefix}_QUEUE", 4, "requests that may wait for a worker; more get "
+                "an immediate 503 with Retry-After", int),
+    ]
+
+
 SEGMENTATION_SETTINGS = [
-    Setting("PORT", "SEGMENTATION_PORT", 3000, "port to listen on", int),
-    Setting("WORKERS", "SEGMENTATION_WORKERS", "auto", "server processes (auto: one per core)"),
-    Setting("QUEUE", "SEGMENTATION_QUEUE", 4, "requests that may wait for a worker; more get "
-            "an immediate 503 with Retry-After", int),
+    *server_settings("SEGMENTATION", 3000),
     Setting("BACKEND", "SEGMENTATION_BACKEND", "auto",
             "person segmenter: auto, maskrcnn, mediapipe, onnx (auto = maskrcnn when its "
             "weights are present, else mediapipe; onnx, a downloaded rembg model, only by name)"),
@@ -113,10 +121,7 @@ SEGMENTATION_SETTINGS = [
 ]
 
 MATTING_SETTINGS = [
-    Setting("PORT", "MATTING_PORT", 5000, "port to listen on", int),
-    Setting("WORKERS", "MATTING_WORKERS", "auto", "server processes (auto: one per core)"),
-    Setting("QUEUE", "MATTING_QUEUE", 4, "requests that may wait for a worker; more get an "
-            "immediate 503 with Retry-After", int),
+    *server_settings("MATTING", 5000),
     Setting("BACKEND", "MATTING_BACKEND", "auto",
             "matting backend: auto, fba, closed-form, guided-filter (auto = fba when "
             "models/FBA.pth exists, else closed-form)"),
