@@ -182,6 +182,39 @@ def test_raw_body_upload(services, astronaut_bytes):
     assert r.status_code == 200 and decode_image(r.content).shape == (512, 512, 3)
 
 
+def test_raw_body_labelled_as_a_form_like_curl_does(services, astronaut_bytes):
+    """``curl --data-binary @photo.jpg`` sends the bytes as
+    application/x-www-form-urlencoded: both services take them as the raw upload."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = requests.post(services.matting + "/matte?output=alpha", data=astronaut_bytes,
+                      headers=form, timeout=TIMEOUT)
+    assert r.status_code == 200 and decode_image(r.content).shape[:2] == (512, 512)
+    r = requests.post(services.segmentation + "/mask", data=astronaut_bytes, headers=form,
+                      timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    # Real form text is still a form: its fields are read (and here refused by name).
+    assert_json_error(requests.post(services.segmentation + "/mask", data="colour=red",
+                                    headers=form, timeout=TIMEOUT), 400, "colour")
+
+
+def test_kept_alive_connection_survives_refused_requests(services, astronaut_bytes):
+    """A request refused on its query string, before its body was read, leaves the
+    connection usable for the next one (the matting service reuses its connections)."""
+    with requests.Session() as session:
+        for _ in range(8):
+            bad = session.post(services.segmentation + "/trimap?erode_iterations=100000",
+                               data=astronaut_bytes,
+                               headers={"Content-Type": "image/jpeg"}, timeout=TIMEOUT)
+            assert_json_error(bad, 400, "erode_iterations")
+            good = session.post(services.segmentation + "/trimap", data=astronaut_bytes,
+                                headers={"Content-Type": "image/jpeg"}, timeout=TIMEOUT)
+            assert good.status_code == 200, good.text
+    for _ in range(4):  # and through the matting service's own connection pool
+        assert_json_error(post_matte(services, astronaut_bytes, erode_iterations="100000"),
+                          400, "erode_iterations")
+        assert post_matte(services, astronaut_bytes).status_code == 200
+
+
 @pytest.mark.parametrize("output, fmt, shape, mode", [
     ("cutout", "png", (512, 512, 4), "RGBA"),
     ("alpha", "png", (512, 512), "L"),
