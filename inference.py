@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from core.compositing import DEFAULT_BACKGROUND, FIT_MODES
-from core.errors import BackendUnavailable, ConfigError, ParameterError, UserError
+from core.errors import BackendUnavailable, ConfigError, NoPersonError, ParameterError, UserError
 from core.images import decode_image, encode_image, format_for_path
 from core.people import parse_selection
 from core.pipeline import OUTPUT_TYPES
@@ -213,6 +213,23 @@ def report_people(image_path: Path, people: list[dict]) -> None:
                  "person" if len(people) == 1 else "people", listed)
 
 
+def nobody_found(image_path: Path, args, nobody: bool) -> None:
+    """What a photo without people gives: a composite over a background is the photo
+    unchanged (the original's rule, said in a warning); a cutout, alpha matte, foreground
+    or transparent composite would be an empty file, so the photo fails instead.
+
+    Raises:
+        NoPersonError: ``nobody`` and the output would be empty.
+    """
+    if not nobody:
+        return
+    if args.output_type in ("cutout", "alpha", "foreground") or args.background == "transparent":
+        raise NoPersonError(f"no person found, so the {args.output_type} would be empty; "
+                            "nothing written (try --output-type composite to keep the photo "
+                            "as it is)")
+    log.warning("%s: no person found; the output is the photo unchanged", image_path.name)
+
+
 class RemoteError(RuntimeError):
     """The matting service refused a photo (its JSON error message is kept)."""
 
@@ -251,8 +268,7 @@ class RemoteRunner:
             except (ValueError, KeyError):
                 message = response.text[:300]
             raise RemoteError(f"{response.status_code}: {message}")
-        if response.headers.get("X-Person-Found") == "false":
-            log.warning("%s: no person found; the output is the photo unchanged", image_path.name)
+        nobody_found(image_path, args, response.headers.get("X-Person-Found") == "false")
         report_people(image_path, json.loads(response.headers.get("X-People") or "[]"))
         return response.content
 
@@ -274,8 +290,7 @@ class LocalRunner:
 
         data = image_path.read_bytes()
         result = self.pipeline.run(decode_image(data), encoded=data, people=self.people)
-        if not result.person_found:
-            log.warning("%s: no person found; the output is the photo unchanged", image_path.name)
+        nobody_found(image_path, self.args, not result.person_found)
         report_people(image_path, [p.as_dict() for p in result.people])
         return encode_image(render(result, self.args.output_type, self.background, self.args.fit), fmt)
 

@@ -30,6 +30,9 @@ def parse_color(spec: str) -> tuple[int, int, int]:
     try:
         return ImageColor.getrgb(text)[:3]
     except ValueError:
+        if "/" in text or "\\" in text or "." in text:  # meant as a file that is not there
+            raise ParameterError(f"background file not found: {spec!r} (give an existing image "
+                                 "file, or a colour such as #RRGGBB or 'green')") from None
         raise ParameterError(f"{spec!r} is not a colour (use #RRGGBB or a name such as 'green')") from None
 
 

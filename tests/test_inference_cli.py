@@ -67,3 +67,27 @@ def test_clear_errors(tmp_path):
     jpeg_cutout = run_cli("--image_path", PHOTO, "--output_path", tmp_path / "x.jpg",
                           "--output-type", "cutout", "--local")
     assert jpeg_cutout.returncode != 0 and "transparency" in jpeg_cutout.stderr
+
+
+def test_nobody_found(services, tmp_path):
+    """A photo without people: a composite is the photo unchanged (exit 0); a cutout or
+    alpha matte would be an empty file, so nothing is written and the exit status says so,
+    through the services and in process alike."""
+    rocket = SAMPLES / "background_rocket.jpg"
+    for where in (["--server", services.matting], ["--local"]):
+        composite = run_cli("--image_path", rocket, "--output_path", tmp_path / "c.png", *where)
+        assert composite.returncode == 0, composite.stderr
+        assert "the output is the photo unchanged" in composite.stderr
+        for output in ("cutout", "alpha"):
+            out = tmp_path / f"{output}.png"
+            empty = run_cli("--image_path", rocket, "--output_path", out,
+                            "--output-type", output, *where)
+            assert empty.returncode != 0 and "no person found" in empty.stderr, empty.stderr
+            assert not out.exists()
+
+
+def test_missing_background_file_is_named(tmp_path):
+    result = run_cli("--image_path", PHOTO, "--output_path", tmp_path / "x.jpg", "--local",
+                     "--background", tmp_path / "beach.jpg")
+    assert result.returncode != 0
+    assert "background file not found" in result.stderr and "beach.jpg" in result.stderr
