@@ -14,6 +14,8 @@ Figures: ``docs/evaluation.md`` and ``docs/benchmarks.md``.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 
 import cv2
@@ -152,7 +154,15 @@ def _solve_band(image, trimap, prior, prior_weight, epsilon, radius, max_iterati
         x0 = target
     # With the prior's diagonal the system is well conditioned: the Jacobi preconditioner
     # reaches the same alpha without ichol's set-up cost.
-    preconditioner = jacobi(system) if x0 is not None else ichol(system)
+    if x0 is not None:
+        preconditioner = jacobi(system)
+    else:
+        # pymatting's ichol prints a "PERFORMANCE WARNING" to stdout when it must retry with
+        # a larger shift (it then succeeds): keep that out of a service's output.
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            preconditioner = ichol(system)
+        if printed.getvalue():
+            log.debug("pymatting ichol: %s", " ".join(printed.getvalue().split()))
     solution = cg(system, rhs, x0=x0, M=preconditioner, maxiter=max_iterations, rtol=tolerance)
     alpha = is_fg.astype(np.float64)
     alpha[is_unknown] = np.clip(solution, 0.0, 1.0)
