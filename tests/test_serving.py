@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.images import decode_image
 from evaluation.services import free_port, running_services, start_service, stop, wait_healthy
@@ -170,7 +171,9 @@ def test_metrics_count_requests_of_every_worker(services, astronaut_bytes):
     for _ in range(3):
         requests.post(services.matting + "/matte", files={"image": astronaut_bytes},
                       timeout=TIMEOUT)
-    text = requests.get(services.matting + "/metrics", timeout=10).text
+    response = requests.get(services.matting + "/metrics", timeout=10)
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST  # one charset, not two
+    text = response.text
     count = next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                  if line.startswith("people_matting_requests_total{")
                  and 'endpoint="/matte"' in line and 'status="200"' in line)
