@@ -36,6 +36,27 @@ class ImageError(UserError):
     code = "invalid_image"
 
 
+class TooManyPixels(ImageError):
+    """An image with more pixels than the limit. ``pixels`` and ``limit_pixels`` go into the
+    JSON error body; the services add which setting holds the limit. ``decoder_limit``:
+    the limit is the image decoder's own (Pillow's decompression-bomb check), not the
+    caller's, and ``pixels`` may be unknown (``None``)."""
+
+    def __init__(self, what: str, pixels: int | None, limit: int, width: int | None = None,
+                 height: int | None = None, decoder_limit: bool = False):
+        if pixels is None:
+            size = "more pixels than"
+        elif width and height:
+            size = f"{width}x{height} = {pixels:,} pixels, more than"
+        else:
+            size = f"{pixels:,} pixels, more than"
+        whose = " (the image decoder's own limit)" if decoder_limit else ""
+        super().__init__(f"{what} is {size} the limit of {limit:,} pixels{whose}",
+                         pixels=pixels, limit_pixels=limit)
+        self.width, self.height, self.pixels, self.limit = width, height, pixels, limit
+        self.decoder_limit = decoder_limit
+
+
 class ParameterError(UserError):
     """A parameter, option or field with a value we do not accept; the message names it
     and the values that are accepted."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import struct
 import zlib
 from functools import lru_cache
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from core.errors import ImageError, ParameterError
+from core.errors import ImageError, ParameterError, TooManyPixels
 
 log = logging.getLogger(__name__)
 
@@ -33,41 +34,82 @@ DEFAULT_MAX_PIXELS = 50_000_000
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
+def _check_size(width: int, height: int, max_pixels: int, what: str = "image") -> None:
     if width < 1 or height < 1:
-        raise ImageError(f"image has no pixels ({width}x{height})")
+        raise ImageError(f"{what} has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageError(
-            f"image is {width}x{height} = {width * height} pixels, "
-            f"more than the limit of {max_pixels}"
-        )
+        raise TooManyPixels(what, width * height, max_pixels, width, height)
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+# The formats most photos come in, named in the message for a file we cannot read (the
+# others Pillow opens are counted, not listed: there are some forty).
+_COMMON_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "AVIF": "AVIF", "HEIF": "HEIF",
+                   "TIFF": "TIFF", "BMP": "BMP", "GIF": "GIF"}
+
+
+@lru_cache(maxsize=1)
+def readable_formats() -> str:
+    """The image formats :func:`decode_image` reads, for messages: the common ones this
+    Pillow opens by name, how many others, and ``.npy``."""
+    Image.init()  # registers every plugin
+    common = [label for name, label in _COMMON_FORMATS.items() if name in Image.OPEN]
+    others = len(set(Image.OPEN) - set(_COMMON_FORMATS))
+    return (f"{', '.join(common)} and {others} other formats Pillow reads, or a .npy array"
+            if others else f"{', '.join(common)}, or a .npy array")
+
+
+def _bomb_pixels(exc: Exception) -> int | None:
+    """The pixel count in Pillow's decompression-bomb message, when it says one."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(found.group(1)) if found else None
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 field: str | None = None) -> np.ndarray:
     """Decode an image file (any format Pillow reads) or ``.npy`` bytes.
 
     EXIF orientation is applied; grey, palette, RGBA, CMYK and 16-bit images become RGB;
     an embedded ICC profile is applied (pixels converted to sRGB, see :func:`to_srgb`).
 
+    Args:
+        data: the file's bytes.
+        max_pixels: the most pixels accepted; checked from the header, before decoding.
+        field: the request field the file came in, named in error messages (``None``:
+            the photo itself).
     Returns:
         ``uint8`` sRGB array ``H x W x 3``.
     Raises:
-        ImageError: empty, corrupt, unsupported or too large input.
+        TooManyPixels: more pixels than ``max_pixels`` (or than Pillow's own
+            decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS`` x 2).
+        ImageError: empty, corrupt or unsupported input.
     """
+    what = "image" if field is None else f"the {field!r} image"
     if not data:
-        raise ImageError("image is empty (0 bytes)")
+        raise ImageError(f"{what} is empty (0 bytes)")
     if data[:6] == NPY_MAGIC:
-        return image_from_array(load_npy(data), max_pixels)
+        return image_from_array(load_npy(data), max_pixels, what)
     try:
         with Image.open(io.BytesIO(data)) as img:
-            _check_size(img.width, img.height, max_pixels)
+            _check_size(img.width, img.height, max_pixels, what)
             img.load()
             img = ImageOps.exif_transpose(img)  # keeps info["icc_profile"] for pil_to_rgb
             return pil_to_rgb(img)
     except UnidentifiedImageError:
-        raise ImageError("data is not an image in a format we can read") from None
-    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"corrupt or truncated image: {exc}") from None
+        where = "data" if field is None else f"the {field!r} file"
+        raise ImageError(f"{where} is not an image in a format we can read; send "
+                         f"{readable_formats()}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's decompression-bomb check runs in Image.open, before we see the size: it
+        # refuses more than MAX_IMAGE_PIXELS x 2 pixels (and warns above MAX_IMAGE_PIXELS,
+        # an exception here only under a filter that makes errors of warnings). The same
+        # refusal as ours, with the size and the lower of the two limits.
+        pixels = _bomb_pixels(exc)
+        if pixels is not None and pixels <= max_pixels:  # a max_pixels above Pillow's own
+            pillow_limit = (Image.MAX_IMAGE_PIXELS or 0) * (1 if isinstance(exc, Warning) else 2)
+            raise TooManyPixels(what, pixels, pillow_limit, decoder_limit=True) from None
+        raise TooManyPixels(what, pixels, max_pixels) from None
+    except (OSError, SyntaxError) as exc:
+        raise ImageError(f"corrupt or truncated {what}: {exc}") from None
 
 
 def load_npy(data: bytes, what: str = "image") -> np.ndarray:
@@ -184,7 +226,8 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def image_from_array(array, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def image_from_array(array, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     what: str = "image") -> np.ndarray:
     """Validate an array-like image (nested lists from JSON, or numpy) as ``uint8`` RGB.
 
     Accepts ``H x W`` (grey), ``H x W x 1``, ``H x W x 3`` and ``H x W x 4`` (alpha dropped);
@@ -200,7 +243,7 @@ def image_from_array(array, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise ImageError(f"image must have shape H x W x 3, got {list(arr.shape)}")
-    _check_size(arr.shape[1], arr.shape[0], max_pixels)
+    _check_size(arr.shape[1], arr.shape[0], max_pixels, what)
     if arr.dtype == np.uint8:
         out = arr
     else:

@@ -99,7 +99,7 @@ def _pipeline() -> Pipeline:
 def _background(values):
     data = uploaded_bytes("background", required=False)
     if data is not None:
-        return decode_image(data, current_app.config["MAX_PIXELS"])
+        return decode_image(data, current_app.config["MAX_PIXELS"], field="background")
     return values.get("background") or DEFAULT_BACKGROUND
 
 

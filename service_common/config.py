@@ -12,10 +12,11 @@ import argparse
 import difflib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from core.errors import ConfigError
+from core.errors import BackendUnavailable, ConfigError
 from core.trimap import TrimapParams
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,72 @@ class Setting:
             return raw
         try:
             return self.type(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{self.env} / {self.flag}: cannot read {raw!r} "
+        except (TypeError, ValueError) as exc:
+            # Our own types say what is wrong; int()'s and float()'s words are Python's.
+            why = {int: "not a whole number", float: "not a number"}.get(self.type, str(exc))
+            raise ConfigError(f"{self.env} / {self.flag}: cannot use {raw!r}: {why} "
                               f"({self.help})") from None
+
+
+# Types of settings whose values have bounds: a ValueError's text says what is wrong.
+def _whole(raw) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ValueError("not a whole number") from None
+
+
+def port(raw) -> int:
+    """A TCP port number (0: any free one)."""
+    value = _whole(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("a port lies in 0..65535")
+    return value
+
+
+def positive_int(raw) -> int:
+    value = _whole(raw)
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
+
+
+def non_negative_int(raw) -> int:
+    value = _whole(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def positive_float(raw) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("not a number") from None
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise ValueError("must be more than 0")
+    return value
+
+
+def auto_or_count(raw) -> str | int:
+    """``auto`` or a whole number of 1 or more (workers, threads)."""
+    if str(raw).strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(raw)
+    except ValueError:
+        raise ValueError("use 'auto' or a whole number of 1 or more") from None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(raw) -> str:
+    """A logging level name (any case), as the upper-case name."""
+    name = str(raw).strip().upper()
+    if name not in LOG_LEVELS:
+        raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+    return name
 
 
 # Environment variables with these prefixes are ours: an unknown one is a typo.
@@ -66,8 +130,13 @@ def _check_environment(known_envs: set[str]) -> None:
         if name.startswith(OUR_PREFIXES) and name not in known_envs:
             close = difflib.get_close_matches(name, sorted(known_envs), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
+            # The known ones of the same family (MATTING_*...): all of them would be a
+            # screenful; --help lists every setting with its variable.
+            prefix = next(p for p in OUR_PREFIXES if name.startswith(p))
+            family = sorted(e for e in known_envs if e.startswith(prefix))
             raise ConfigError(f"unknown setting {name} in the environment{hint} "
-                              f"Known: {sorted(e for e in known_envs if e.startswith(OUR_PREFIXES))}")
+                              f"(known {prefix}* settings: {', '.join(family)}; --help lists "
+                              "them all)")
 
 
 def load_config(settings: list[Setting], overrides: dict | None = None,
@@ -124,8 +193,9 @@ def backend_options(settings: list[Setting], config: dict) -> dict[str, dict[str
     return options
 
 
-def build_parser(description: str, settings: list[Setting]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+def build_parser(description: str, settings: list[Setting],
+                 prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     for s in settings:
         parser.add_argument(s.flag, dest=s.key.lower(), default=None,
                             help=f"{s.help} (env {s.env}, default {s.default!r})")
@@ -137,16 +207,64 @@ def configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def program_name(package: str) -> str:
+    """How the user started us: ``python -m segmentation_api`` or the console script's name
+    (argparse would say ``__main__.py``)."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return f"python -m {package}" if called in ("", "__main__.py", "-m", "-c") else called
+
+
+# Exit status of a configuration mistake, as argparse's for a bad flag (a usage error).
+USAGE_ERROR = 2
+
+
+def exit_on_config_error(prog: str, exc: BaseException, log_level_name: str = "INFO"):
+    """Print ``exc`` as one line (``PROG: error: ...``) on stderr and exit with
+    :data:`USAGE_ERROR`; the traceback goes to the log at debug level only. A traceback of
+    the start-up check's process (:func:`service_common.server.check_app`) comes along as
+    ``exc.child_traceback``."""
+    configure_logging(log_level_name)  # no-op when logging is set up already
+    log.debug("start-up failed", exc_info=exc)
+    if getattr(exc, "child_traceback", None):
+        log.debug("the start-up check's traceback:\n%s", exc.child_traceback)
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
+def _wanted_log_level(args: argparse.Namespace) -> str:
+    """The log level asked for, even when the configuration does not load (for the
+    traceback of that failure at debug level); INFO when it is no level."""
+    for raw in (getattr(args, "log_level", None), os.environ.get("LOG_LEVEL")):
+        if raw:
+            try:
+                return log_level(raw)
+            except ValueError:
+                return "INFO"
+    return "INFO"
+
+
 def run_from_cli(description: str, settings: list[Setting], create_app, argv=None) -> None:
     """``python -m <service>``: parse flags, check the configuration, serve it under the
     production server (:func:`service_common.server.serve`: gunicorn, workers sized to the
-    cores). ``flask run`` in a service's folder stays the development server."""
+    cores). ``flask run`` in a service's folder stays the development server.
+
+    A configuration mistake (an unknown or mistyped setting, a value out of range, an
+    unknown backend or option, a backend that cannot run here) is found before gunicorn
+    starts: one line on stderr naming it, and exit status 2 (traceback at debug level)."""
     from service_common.server import serve
 
-    args = build_parser(description, settings).parse_args(argv)
-    config = load_config(settings, args=args)
-    configure_logging(config["LOG_LEVEL"])
-    serve(create_app, config)
+    prog = program_name(create_app.__module__.split(".")[0])
+    args = build_parser(description, settings, prog).parse_args(argv)
+    level = _wanted_log_level(args)
+    try:
+        config = load_config(settings, args=args)
+        level = config["LOG_LEVEL"]
+        configure_logging(level)
+        serve(create_app, config)
+    except (ConfigError, BackendUnavailable) as exc:
+        exit_on_config_error(prog, exc, level)
+    except KeyboardInterrupt:  # Ctrl-C before gunicorn took over the signals
+        sys.exit(130)
 
 
 def app_for_flask_run(package: str):

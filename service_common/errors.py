@@ -20,7 +20,7 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import BackendUnavailable, UserError
+from core.errors import BackendUnavailable, TooManyPixels, UserError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,16 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(UserError)
     def _user_error(exc: UserError):
         return error_response(exc.status, exc.message, exc.code, **exc.extra)
+
+    @app.errorhandler(TooManyPixels)
+    def _too_many_pixels(exc: TooManyPixels):
+        # The core's message has the size and the limit; here, which setting holds it.
+        message = exc.message
+        if not exc.decoder_limit:
+            limit = app.config.get("MAX_PIXELS")
+            message += (f"; send a smaller image, or raise the service's limit (MAX_PIXELS="
+                        f"{limit} / --max-pixels)")
+        return error_response(exc.status, message, exc.code, **exc.extra)
 
     @app.errorhandler(BackendUnavailable)
     def _unavailable(exc: BackendUnavailable):

@@ -78,4 +78,6 @@ class Metrics:
                 multiprocess.MultiProcessCollector(registry)
             else:
                 registry = REGISTRY
-            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+            # content_type, not mimetype: Flask adds "; charset=utf-8" to a text/* mimetype,
+            # and CONTENT_TYPE_LATEST has its charset already.
+            return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -4,14 +4,23 @@ so a variable of the other service in a shared environment is no typo."""
 from __future__ import annotations
 
 from core.trimap import TrimapParams
-from service_common.config import Setting
+from service_common.config import (
+    Setting,
+    auto_or_count,
+    log_level,
+    non_negative_int,
+    port,
+    positive_float,
+    positive_int,
+)
 
 COMMON_SETTINGS = [
     Setting("HOST", "HOST", "127.0.0.1", "address to listen on"),
     Setting("COMPUTE_THREADS", "COMPUTE_THREADS", "auto", "threads each worker's numeric "
-            "libraries use (BLAS, numba, torch, OpenCV); auto: the cores divided by the workers"),
+            "libraries use (BLAS, numba, torch, OpenCV); auto: the cores divided by the workers",
+            auto_or_count),
     Setting("REQUEST_DEADLINE", "REQUEST_DEADLINE", 60.0, "seconds a request may take; one that "
-            "waits longer for a free worker gets 503", float),
+            "waits longer for a free worker gets 503", positive_float),
     Setting("API_KEYS", "API_KEYS", "", "comma-separated API keys; set: every endpoint but "
             "/health, /metrics and the docs needs one (Authorization: Bearer KEY or X-API-Key)"),
     Setting("API_KEYS_FILE", "API_KEYS_FILE", "", "a file of API keys, one per line"),
@@ -19,10 +28,11 @@ COMMON_SETTINGS = [
             "syntax such as '60/minute'; empty: no limit"),
     Setting("RATE_LIMIT_STORAGE", "RATE_LIMIT_STORAGE", "memory://", "where the rate limit "
             "counts (memory://: per worker; redis://HOST:PORT shares them)"),
-    Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest image accepted, in pixels", int),
+    Setting("MAX_PIXELS", "MAX_PIXELS", 40_000_000, "largest image accepted, in pixels",
+            positive_int),
     Setting("MAX_UPLOAD_MB", "MAX_UPLOAD_MB", 150, "largest request body, in MB "
-            "(the JSON API needs ~25 MB for a 1080p photo)", int),
-    Setting("LOG_LEVEL", "LOG_LEVEL", "INFO", "logging level"),
+            "(the JSON API needs ~25 MB for a 1080p photo)", positive_int),
+    Setting("LOG_LEVEL", "LOG_LEVEL", "INFO", "logging level", log_level),
 ]
 
 
@@ -79,13 +89,14 @@ WORKER_SETTINGS = [
 ]
 
 
-def server_settings(prefix: str, port: int) -> list[Setting]:
+def server_settings(prefix: str, default_port: int) -> list[Setting]:
     """Where a service listens and how much it takes at once (``{prefix}_PORT``...)."""
     return [
-        Setting("PORT", f"{prefix}_PORT", port, "port to listen on", int),
-        Setting("WORKERS", f"{prefix}_WORKERS", "auto", "server processes (auto: one per core)"),
+        Setting("PORT", f"{prefix}_PORT", default_port, "port to listen on", port),
+        Setting("WORKERS", f"{prefix}_WORKERS", "auto", "server processes (auto: one per core)",
+                auto_or_count),
         Setting("QUEUE", f"{prefix}_QUEUE", 4, "requests that may wait for a worker; more get "
-                "an immediate 503 with Retry-After", int),
+                "an immediate 503 with Retry-After", non_negative_int),
     ]
 
 
@@ -128,12 +139,13 @@ MATTING_SETTINGS = [
     Setting("SEGMENTATION_URL", "SEGMENTATION_URL", "http://127.0.0.1:3000",
             "where the segmentation service listens"),
     Setting("SEGMENTATION_TIMEOUT", "SEGMENTATION_TIMEOUT", 120.0,
-            "seconds to wait for a trimap (at most the request's deadline)", float),
+            "seconds to wait for a trimap (at most the request's deadline)", positive_float),
     Setting("SEGMENTATION_API_KEY", "SEGMENTATION_API_KEY", "",
             "the key the segmentation service asks for, when it has API_KEYS set"),
     Setting("URL_ALLOWLIST", "URL_ALLOWLIST", "", "image_url: comma-separated host names "
             "and networks (10.0.0.0/8) that may be fetched although not public"),
-    Setting("URL_TIMEOUT", "URL_TIMEOUT", 10.0, "image_url: seconds to fetch a photo", float),
+    Setting("URL_TIMEOUT", "URL_TIMEOUT", 10.0, "image_url: seconds to fetch a photo",
+            positive_float),
     Setting("FBA_WEIGHTS", "FBA_WEIGHTS", "", "path of FBA.pth (default: MODELS_DIR/FBA.pth)",
             backend="fba", option="weights_path"),
     Setting("FBA_MAX_SIZE", "FBA_MAX_SIZE", "auto", "fba: longest side the network runs at "

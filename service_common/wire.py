@@ -101,7 +101,7 @@ def read_image(field: str = "image", required: bool = True) -> np.ndarray | None
     data = uploaded_bytes(field, required=required)
     if data is None:
         return None
-    return decode_image(data, max_pixels())
+    return decode_image(data, max_pixels(), field=None if field == "image" else field)
 
 
 def json_body() -> dict:

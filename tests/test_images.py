@@ -1,9 +1,13 @@
 import io
+import struct
+import warnings
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import TooManyPixels
 from core.images import (
     ImageError,
     decode_image,
@@ -70,6 +74,55 @@ def test_enormous_dimensions_rejected_before_decoding():
     big = encoded(Image.new("L", (5000, 4000)))
     with pytest.raises(ImageError, match="limit"):
         decode_image(big, max_pixels=10_000_000)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header says ``width`` x ``height`` (its pixel data is not all there:
+    the size is refused from the header alone)."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_too_many_pixels_says_the_size_and_the_limit():
+    with pytest.raises(TooManyPixels) as info:
+        decode_image(encoded(Image.new("L", (5000, 4000))), max_pixels=10_000_000)
+    assert "5000x4000 = 20,000,000 pixels" in str(info.value)
+    assert "limit of 10,000,000 pixels" in str(info.value)
+    assert info.value.extra == {"pixels": 20_000_000, "limit_pixels": 10_000_000}
+    assert info.value.status == 400
+
+
+def test_a_decompression_bomb_is_the_same_too_many_pixels_error():
+    """Pillow refuses a 900-megapixel header in Image.open, before our own check: the
+    refusal is ours all the same, without Pillow's words."""
+    with pytest.raises(TooManyPixels) as info:
+        decode_image(png_header(30000, 30000), max_pixels=40_000_000)
+    message = str(info.value)
+    assert "900,000,000 pixels" in message and "limit of 40,000,000 pixels" in message
+    assert "bomb" not in message and "DOS" not in message
+    # A limit set above Pillow's own: Pillow's is the one that refused, and it says so.
+    with pytest.raises(TooManyPixels, match="decoder's own limit") as info:
+        decode_image(png_header(15000, 15000), max_pixels=1_000_000_000)
+    assert info.value.decoder_limit and info.value.limit == 2 * Image.MAX_IMAGE_PIXELS
+    # Pillow's warning made an error by a filter (python -W error) is refused the same way.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with pytest.raises(TooManyPixels, match="100,000,000 pixels.*limit of 40,000,000"):
+            decode_image(png_header(10000, 10000), max_pixels=40_000_000)
+
+
+def test_unreadable_data_lists_the_formats_and_names_the_field():
+    with pytest.raises(ImageError) as info:
+        decode_image(b"hello, not an image")
+    assert "JPEG, PNG, WebP" in str(info.value) and ".npy" in str(info.value)
+    with pytest.raises(ImageError) as info:
+        decode_image(b"hello, not an image", field="background")
+    assert str(info.value).startswith("the 'background' file is not an image")
+    with pytest.raises(ImageError, match="the 'background' image is empty"):
+        decode_image(b"", field="background")
 
 
 def test_npy_round_trip(astronaut):

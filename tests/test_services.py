@@ -325,6 +325,35 @@ def test_bad_uploads(services, files, data, status, words):
     assert_json_error(r, status, words)
 
 
+def test_too_many_pixels_names_the_size_the_limit_and_the_setting(services, astronaut_bytes):
+    from tests.test_images import png_header
+
+    r = requests.post(services.matting + "/matte", files={"image": ("x.png", big_png(9000, 9000))},
+                      timeout=TIMEOUT)
+    assert_json_error(r, 400, "9000x9000 = 81,000,000 pixels, more than the limit of 40,000,000")
+    body = r.json()
+    assert "MAX_PIXELS=40000000" in body["error"] and "--max-pixels" in body["error"]
+    assert body["pixels"] == 81_000_000 and body["limit_pixels"] == 40_000_000
+    # 900 megapixels: Pillow's decompression-bomb check refuses it first; the answer is ours.
+    for url in (services.matting + "/matte", services.segmentation + "/trimap"):
+        r = requests.post(url, files={"image": ("x.png", png_header(30000, 30000))},
+                          timeout=TIMEOUT)
+        assert_json_error(r, 400, "900,000,000 pixels, more than the limit of 40,000,000")
+        assert "MAX_PIXELS" in r.json()["error"] and "bomb" not in r.json()["error"]
+    # The background too, named.
+    r = post_matte(services, astronaut_bytes, files={"background": ("bg.png", big_png(9000, 9000))})
+    assert_json_error(r, 400, "the 'background' image is 9000x9000")
+
+
+def test_unreadable_files_list_the_formats_and_name_the_field(services, astronaut_bytes):
+    r = post_matte(services, b"this is not an image")
+    assert_json_error(r, 400, "not an image in a format we can read")
+    assert "JPEG, PNG, WebP" in r.json()["error"]
+    r = post_matte(services, astronaut_bytes, files={"background": ("bg.jpg", b"not a photo")})
+    assert_json_error(r, 400, "the 'background' file is not an image in a format we can read")
+    assert "JPEG, PNG, WebP" in r.json()["error"]
+
+
 def test_truncated_upload(services, astronaut_bytes):
     r = post_matte(services, astronaut_bytes[:5000])
     assert_json_error(r, 400, "truncated")

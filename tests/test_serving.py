@@ -7,16 +7,20 @@ Speed figures live in ``benchmarks/load.py``; these tests check behaviour only.
 from __future__ import annotations
 
 import http.server
+import os
+import signal
 import socketserver
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.images import decode_image
-from evaluation.services import running_services
+from evaluation.services import free_port, running_services, start_service, stop, wait_healthy
 from service_common.server import cpu_count
 from tests.conftest import SAMPLES
 
@@ -167,7 +171,9 @@ def test_metrics_count_requests_of_every_worker(services, astronaut_bytes):
     for _ in range(3):
         requests.post(services.matting + "/matte", files={"image": astronaut_bytes},
                       timeout=TIMEOUT)
-    text = requests.get(services.matting + "/metrics", timeout=10).text
+    response = requests.get(services.matting + "/metrics", timeout=10)
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST  # one charset, not two
+    text = response.text
     count = next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                  if line.startswith("people_matting_requests_total{")
                  and 'endpoint="/matte"' in line and 'status="200"' in line)
@@ -205,3 +211,47 @@ def test_access_log_lines_carry_the_request_id(secured):
             return
         time.sleep(0.2)
     raise AssertionError("no access log line with the request id")
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_metrics_folder_outlives_a_worker_that_stops(tmp_path, photo):
+    """gunicorn's workers leave the server's code by SystemExit when they stop: the folder
+    the server made for the workers' metrics stays until the server itself stops (a worker
+    used to remove it, and its replacement then failed to boot: the whole service went)."""
+    port = free_port()
+    log_path = tmp_path / "segmentation.log"
+    process = start_service("segmentation_api", port, ["--backend", "mediapipe", "--workers", "2"],
+                            env={"TMPDIR": str(tmp_path)}, log_path=log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        (folder,) = tmp_path.glob("people-matting-metrics-*")
+        deadline = time.monotonic() + 120
+        while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first, *_ = sorted(_children(process.pid))
+        os.kill(first, signal.SIGTERM)
+        # Its replacement boots (the service's ready line: two workers, then the new one).
+        while log_path.read_text().count("segmentation service ready") < 3:
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no replacement worker"
+            time.sleep(0.3)
+        assert folder.is_dir() and "FileNotFoundError" not in log_path.read_text()
+        for _ in range(4):
+            assert requests.post(url + "/mask", data=photo, timeout=TIMEOUT).status_code == 200
+        assert requests.get(url + "/metrics", timeout=10).status_code == 200
+    finally:
+        stop(process)
+    assert not folder.exists()  # the server removed it when it stopped
