@@ -9,7 +9,7 @@ The service does no video work itself: it checks the request (parameters, and th
 upload is a video FFmpeg opens or a zip with photos in it) before anything is queued, so a
 bad upload is a 4xx at once, not a failed job later; then it stores the upload in the
 shared folder, records the job in Redis and queues its first step. Without a reachable
-Redis the answer is 503, saying how to start one.
+Redis every endpoint answers 503, saying how to start one.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from core.images import decode_image
 from core.video.errors import VideoError
 from core.video.reader import IMAGE_SUFFIXES, VIDEO_SUFFIXES, probe
 from jobs.params import FIELDS, FILE_FIELDS, parse
-from jobs.store import ACTIVE, CANCELLED, JobStore, QueueUnavailable, new_job_id
+from jobs.store import ACTIVE, CANCELLED, JobStore, QueueUnavailable, new_job_id, redacted_url
 from service_common.errors import APIError, ServiceUnavailable
 from service_common.openapi import Field, Operation, error_responses
 from service_common.wire import check_params, params
@@ -257,9 +257,9 @@ def health_facts(app) -> dict:
     try:
         store = app.extensions.get("job_store") or JobStore.from_config(app.config)
         app.extensions["job_store"] = store
-        return {"queue": "reachable", "redis": store.url, **store.queue_facts()}
+        return {"queue": "reachable", "redis": redacted_url(store.url), **store.queue_facts()}
     except QueueUnavailable:
-        return {"queue": "unreachable", "redis": app.config["JOBS_REDIS_URL"]}
+        return {"queue": "unreachable", "redis": redacted_url(app.config["JOBS_REDIS_URL"])}
     except ImportError:
         return {"queue": "not installed (pip install 'people-matting[jobs]')"}
 

@@ -349,6 +349,44 @@ def test_bad_uploads_are_4xx_json(stack, clips, tmp_path):
                 if not stack.client.exists(f"pm:job:{p.name}")]
 
 
+def test_without_redis_every_jobs_endpoint_is_503(tmp_path):
+    """The real service, its Redis gone after a job was made: looking a job up, its result
+    or cancelling it says the store is unreachable and how to start it, for any id; never
+    that the job does not exist."""
+    redis_port = free_port()
+    redis = start_redis(redis_port, tmp_path / "redis")
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {"JOBS_REDIS_URL": url, "JOBS_DIR": str(tmp_path / "jobs"), "MATTING_WORKERS": "1",
+           "MATTING_WARMUP": "0"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    service = start_service("matting_api", port, ["--segmentation-url", "http://127.0.0.1:9"],
+                            env, tmp_path / "matting.log")
+    try:
+        wait_healthy(base, service)
+        with open(PERSON, "rb") as f:
+            made = requests.post(base + "/jobs", files={"video": ("clip.mp4", f)}, timeout=60)
+        assert made.status_code == 202, made.text  # no worker: it stays queued
+        job_id = made.json()["id"]
+        stop(redis)
+        for method, path in (("GET", f"/jobs/{job_id}"), ("GET", f"/jobs/{job_id}/result"),
+                             ("DELETE", f"/jobs/{job_id}"), ("GET", "/jobs/" + "0" * 32),
+                             ("GET", "/jobs/3f2c"), ("GET", "/jobs/3f2c/result"),
+                             ("DELETE", "/jobs/3f2c")):
+            response = requests.request(method, base + path, timeout=30)
+            body = response.json()
+            assert (response.status_code, body["code"]) == (503, "queue_unavailable"), (path, body)
+            assert f"Redis at {url}" in body["error"] and "scripts/worker.sh" in body["error"]
+            assert "JOBS_REDIS_URL" in body["error"] and response.headers["Retry-After"]
+            assert "Error 111" not in body["error"], body
+        with open(PERSON, "rb") as f:
+            again = requests.post(base + "/jobs", files={"video": ("clip.mp4", f)}, timeout=60)
+        assert (again.status_code, again.json()["code"]) == (503, "queue_unavailable")
+    finally:
+        stop(service)
+        stop(redis)
+
+
 def test_the_jobs_endpoints_answer_by_the_document(stack):
     from tests.test_api_properties import check_every_operation
 
