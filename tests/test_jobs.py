@@ -450,6 +450,33 @@ def test_an_empty_upload_says_so(stack, tmp_path):
     assert "'bg.jpg' (background) is empty" in response.json()["error"]
 
 
+def test_people_selection_on_a_job(stack, clips):
+    """people= is taken as on /matte (the README says so), checked before anything is
+    queued, and applied to every frame."""
+    response = stack.submit(clips["short"], output="alpha", max_frames="10", people="largest")
+    assert response.status_code == 202, response.text
+    final, _ = stack.wait(response.json()["id"])
+    assert final["state"] == "done" and final["frames_total"] == 10, final
+    response = stack.submit(clips["short"], people="tallest")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_parameter")
+    assert "people must be one of" in response.json()["error"]
+
+
+def test_the_readme_lists_every_jobs_field():
+    """The README's jobs API section names every field POST /jobs takes, and refuses none
+    of them in words."""
+    from jobs.params import FIELDS
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Jobs (matting service)", 1)[1].split("\n### ", 1)[0]
+    from service_common.openapi import trimap_fields
+
+    trimap = {f.name for f in trimap_fields()}  # "the trimap fields", listed with /matte's
+    missing = [f.name for f in FIELDS if f"`{f.name}`" not in section and f.name not in trimap]
+    assert not missing, missing
+    assert "not in the engine yet" not in section
+
+
 def test_without_redis_every_jobs_endpoint_is_503(tmp_path):
     """The real service, its Redis gone after a job was made: looking a job up, its result
     or cancelling it says the store is unreachable and how to start it, for any id; never
