@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -75,13 +76,35 @@ class JobNotFound(UserError):
 
 class QueueUnavailable(ServiceUnavailable):
     """Redis (the queue's broker and the jobs' store) cannot be reached: a 503 that says
-    how to start one."""
+    how to start one. Every jobs endpoint answers it, whatever the job id: without the
+    store nobody can tell whether a job exists.
+
+    The message shows the URL without its password and the reason without error numbers;
+    ``why`` as given goes to the log."""
 
     def __init__(self, url: str, why: str):
+        log.info("job store (Redis at %s) unreachable: %s", redacted_url(url), why)
         super().__init__(
-            f"the job queue is not reachable at {url} ({why}). Start Redis and a worker with "
-            "'bash scripts/worker.sh' (Debian: apt-get install redis-server), or point "
-            "JOBS_REDIS_URL at yours", "queue_unavailable", retry_after=30)
+            f"the job queue and store (Redis at {redacted_url(url)}) is not reachable "
+            f"({_reason(why)}), so jobs cannot be queued, looked up or cancelled. Start Redis "
+            "and a worker with 'bash scripts/worker.sh' (Debian: apt-get install "
+            "redis-server), or point JOBS_REDIS_URL at yours", "queue_unavailable",
+            retry_after=30)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password (``redis://:SECRET@host`` -> ``redis://:***@host``)."""
+    return re.sub(r"^([a-z0-9+.-]+://[^:/@]*:)[^@/]*@", r"\1***@", url, flags=re.IGNORECASE)
+
+
+def _reason(why: str) -> str:
+    """redis-py's or kombu's text, shortened for a user: ``Error 111 connecting to
+    127.0.0.1:6379. Connection refused.`` -> ``connection refused`` (the address is in the
+    message already)."""
+    text = (why or "").split("\n")[0].strip()
+    text = re.sub(r"^(\[Errno -?\d+\]|Error -?\d+)\s*", "", text)
+    text = re.sub(r"^connecting to \S+?\.\s+", "", text).rstrip(".").strip()
+    return (text[:1].lower() + text[1:]) if text else "no answer"
 
 
 def new_job_id() -> str:
@@ -167,8 +190,18 @@ class JobStore:
         return record or None
 
     def require(self, job_id: str) -> dict:
-        """The record of ``job_id``; raises :class:`JobNotFound`."""
-        record = self.get(job_id) if _looks_like_id(job_id) else None
+        """The record of ``job_id``.
+
+        Raises:
+            QueueUnavailable: Redis does not answer (asked whatever the id looks like: a
+                404 is only said by a store that answers).
+            JobNotFound: no such job.
+        """
+        if not _looks_like_id(job_id):
+            self.ping()
+            raise JobNotFound(f"no job {job_id!r}: job ids are the 32 hex digits POST /jobs "
+                              "answered with (its \"id\", and the end of its Location header)")
+        record = self.get(job_id)
         if record is None:
             raise JobNotFound(f"no job {job_id!r}: never made, or removed after "
                               f"{self.keep_seconds / 3600:g} hours (JOBS_KEEP_HOURS)")

@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -434,11 +435,38 @@ def _zip_folder(folder: Path, target: Path) -> None:
 
 def fail(ctx: Context, job_id: str, exc: BaseException) -> None:
     """Record a step's failure on the job (the caller's mistakes by their message, our
-    faults by type and message; the traceback goes to the worker's log)."""
+    faults by type and message; the traceback goes to the worker's log). The client reads
+    it (``GET /jobs/<id>``): paths on the workers' disk and error numbers are taken out of
+    it (:func:`public_message`), and the message as raised goes to the log."""
     if isinstance(exc, UserError):
         message = exc.message
     else:
         log.exception("job %s failed", job_id)
         message = f"{type(exc).__name__}: {exc}"
-    if ctx.store.fail(job_id, message):
+    shown = public_message(ctx.store, job_id, message)
+    if ctx.store.fail(job_id, shown):
         log.warning("job %s failed: %s", job_id, message)
+
+
+def public_message(store: JobStore, job_id: str, message: str) -> str:
+    """``message`` as the job's client may read it: the upload and an uploaded background
+    named as the client knows them, other files of the job by their place in its folder,
+    the jobs folder as JOBS_DIR, and no ``[Errno N]``."""
+    record = store.get(job_id) or {}
+    folder = store.folder_of(job_id)
+    names = {}
+    if record.get("input"):
+        names[record["input"]] = f"the uploaded {record.get('kind') or 'file'} " \
+                                 f"{record.get('upload_name') or record['input']!r}"
+    background = json.loads(record.get("params") or "{}").get("background_file")
+    if background:
+        names[background] = "the uploaded background"
+    for name, shown in names.items():
+        for form in (repr(str(folder / name)), str(folder / name)):
+            message = message.replace(form, shown)
+    places = [(str(folder) + os.sep, ""), (str(folder), "the job's folder")]
+    if store.folder.is_absolute() and len(store.folder.parts) > 1:  # not a bare word
+        places.append((str(store.folder), "JOBS_DIR"))
+    for place, shown in places:
+        message = message.replace(place, shown)
+    return re.sub(r"\[Errno -?\d+\]\s*", "", message)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -344,9 +345,174 @@ def test_bad_uploads_are_4xx_json(stack, clips, tmp_path):
         body = response.json()
         assert (response.status_code, body["code"]) == (status, code), body
         assert body["error"] and body["request_id"] == response.headers["X-Request-Id"]
+        assert_no_server_details(stack, body["error"])
     # Nothing was left behind by the refused uploads.
     assert not [p for p in Path(stack.env["JOBS_DIR"]).iterdir()
                 if not stack.client.exists(f"pm:job:{p.name}")]
+
+
+def assert_no_server_details(stack: Stack, message: str) -> None:
+    """A message for the client: no path on the server, no errno."""
+    jobs_dir = stack.env["JOBS_DIR"]
+    assert jobs_dir not in message and "/input" not in message, message
+    assert "Errno" not in message and not re.search(r"\bError -?\d+", message), message
+
+
+def test_uploads_are_checked_by_their_content_not_their_name(stack, clips, tmp_path):
+    """A text file named like a photo or a video is no video, whatever its name (FFmpeg
+    opens a .jpg name as an image sequence of 0x0 frames): 400 at once, nothing queued; a
+    real clip or zip under an odd name is taken."""
+    text = b"this is a text file, not a video\n" * 10
+    for name in ("text.jpg", "text.mp4", "text.mov", "text"):
+        (tmp_path / name).write_bytes(text)
+        response = stack.submit(tmp_path / name)
+        body = response.json()
+        assert (response.status_code, body["code"]) == (400, "invalid_video"), body
+        assert f"video '{name}'" in body["error"] and "send a video file" in body["error"], body
+    # A zip is a zip by its content: text named .zip is refused, a real zip named .jpg taken.
+    (tmp_path / "photos.zip").write_bytes(text)
+    response = stack.submit(tmp_path / "photos.zip", field="photos")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_zip")
+    assert "photos zip 'photos.zip' is not a zip file" in response.json()["error"]
+    # A background is an image or a video by its content too.
+    response = stack.submit(clips["short"], background=tmp_path / "text.jpg")
+    body = response.json()
+    assert (response.status_code, body["code"]) == (400, "invalid_image"), body
+    assert "background 'text.jpg' is neither an image nor a video" in body["error"]
+    assert not [p for p in Path(stack.env["JOBS_DIR"]).iterdir()
+                if not stack.client.exists(f"pm:job:{p.name}")]
+    # The real thing under misleading names: a clip named .jpg, a photo named .mp4 as its
+    # background (looked at as an image: its file is renamed so the workers read it so).
+    clip = tmp_path / "clip.jpg"
+    clip.write_bytes(clips["short"].read_bytes())
+    photo = tmp_path / "room.mp4"
+    photo.write_bytes((REPO / "samples" / "astronaut.jpg").read_bytes())
+    response = stack.submit(clip, output="composite", max_frames="10", background=photo)
+    assert response.status_code == 202, response.text
+    final, _ = stack.wait(response.json()["id"])
+    assert final["state"] == "done" and final["frames_total"] == 10, final
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.write(REPO / "samples" / "astronaut.jpg", "astronaut.jpg")
+    (tmp_path / "photos.jpg").write_bytes(buffer.getvalue())
+    response = stack.submit(tmp_path / "photos.jpg", field="photos", output="alpha",
+                            matter="guided-filter", segmenter_mode="fast")
+    assert response.status_code == 202, response.text
+    final, _ = stack.wait(response.json()["id"])
+    assert final["state"] == "done" and final["frames_total"] == 1, final
+
+
+def test_refusals_name_the_upload_never_the_server_path(stack, tmp_path):
+    """What went wrong is said of the upload as the client named it; the server's paths
+    and FFmpeg's error numbers stay in its log."""
+    garbage = tmp_path / "holiday clip.mp4"
+    garbage.write_bytes(b"this is a text file, not a video\n" * 10)
+    response = stack.submit(garbage)
+    body = response.json()
+    assert (response.status_code, body["code"]) == (400, "invalid_video"), body
+    assert body["error"].startswith("the video 'holiday clip.mp4' is not a video FFmpeg can "
+                                    "read (invalid data found when processing input)"), body
+    assert_no_server_details(stack, body["error"])
+    # Nor does a job that fails on a worker show the workers' paths (the engine's message
+    # about the upload names it as the client knows it).
+    from core.video.errors import VideoError
+    from jobs import work
+    from jobs.store import JobStore
+
+    store = JobStore(stack.env["JOBS_REDIS_URL"], stack.env["JOBS_DIR"])
+    job_id = "e" * 32
+    store.folder_of(job_id).mkdir()
+    store.create(job_id, "video", {"background_file": "background.mp4"}, "clip.mp4", "input.mp4")
+    ctx = work.Context({}, store, lambda *_: None)
+    folder = store.folder_of(job_id)
+    work.fail(ctx, job_id, VideoError(
+        f"cannot open {folder / 'input.mp4'} as a video: [Errno 1094995529] Invalid data "
+        f"found when processing input: '{folder / 'input.mp4'}'; background "
+        f"{folder / 'background.mp4'}, chunk {folder / 'chunks' / '00001.mp4'}"))
+    error = stack.state(job_id)["error"]
+    assert error == ("cannot open the uploaded video 'clip.mp4' as a video: Invalid data found "
+                     "when processing input: the uploaded video 'clip.mp4'; background the "
+                     "uploaded background, chunk chunks/00001.mp4"), error
+    assert_no_server_details(stack, error)
+    store.delete(job_id)
+
+
+def test_an_empty_upload_says_so(stack, tmp_path):
+    for field, name in (("video", "x.mp4"), ("photos", "photos.zip")):
+        (tmp_path / name).write_bytes(b"")
+        response = stack.submit(tmp_path / name, field=field)
+        body = response.json()
+        assert (response.status_code, body["code"]) == (400, "empty_upload"), body
+        assert body["error"].startswith(f"the uploaded file '{name}' ({field}) is empty"), body
+    (tmp_path / "bg.jpg").write_bytes(b"")
+    response = stack.submit(REPO / "samples" / "video" / "person.mp4", background=tmp_path / "bg.jpg")
+    assert (response.status_code, response.json()["code"]) == (400, "empty_upload")
+    assert "'bg.jpg' (background) is empty" in response.json()["error"]
+
+
+def test_people_selection_on_a_job(stack, clips):
+    """people= is taken as on /matte (the README says so), checked before anything is
+    queued, and applied to every frame."""
+    response = stack.submit(clips["short"], output="alpha", max_frames="10", people="largest")
+    assert response.status_code == 202, response.text
+    final, _ = stack.wait(response.json()["id"])
+    assert final["state"] == "done" and final["frames_total"] == 10, final
+    response = stack.submit(clips["short"], people="tallest")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_parameter")
+    assert "people must be one of" in response.json()["error"]
+
+
+def test_the_readme_lists_every_jobs_field():
+    """The README's jobs API section names every field POST /jobs takes, and refuses none
+    of them in words."""
+    from jobs.params import FIELDS
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Jobs (matting service)", 1)[1].split("\n### ", 1)[0]
+    from service_common.openapi import trimap_fields
+
+    trimap = {f.name for f in trimap_fields()}  # "the trimap fields", listed with /matte's
+    missing = [f.name for f in FIELDS if f"`{f.name}`" not in section and f.name not in trimap]
+    assert not missing, missing
+    assert "not in the engine yet" not in section
+
+
+def test_without_redis_every_jobs_endpoint_is_503(tmp_path):
+    """The real service, its Redis gone after a job was made: looking a job up, its result
+    or cancelling it says the store is unreachable and how to start it, for any id; never
+    that the job does not exist."""
+    redis_port = free_port()
+    redis = start_redis(redis_port, tmp_path / "redis")
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {"JOBS_REDIS_URL": url, "JOBS_DIR": str(tmp_path / "jobs"), "MATTING_WORKERS": "1",
+           "MATTING_WARMUP": "0"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    service = start_service("matting_api", port, ["--segmentation-url", "http://127.0.0.1:9"],
+                            env, tmp_path / "matting.log")
+    try:
+        wait_healthy(base, service)
+        with open(PERSON, "rb") as f:
+            made = requests.post(base + "/jobs", files={"video": ("clip.mp4", f)}, timeout=60)
+        assert made.status_code == 202, made.text  # no worker: it stays queued
+        job_id = made.json()["id"]
+        stop(redis)
+        for method, path in (("GET", f"/jobs/{job_id}"), ("GET", f"/jobs/{job_id}/result"),
+                             ("DELETE", f"/jobs/{job_id}"), ("GET", "/jobs/" + "0" * 32),
+                             ("GET", "/jobs/3f2c"), ("GET", "/jobs/3f2c/result"),
+                             ("DELETE", "/jobs/3f2c")):
+            response = requests.request(method, base + path, timeout=30)
+            body = response.json()
+            assert (response.status_code, body["code"]) == (503, "queue_unavailable"), (path, body)
+            assert f"Redis at {url}" in body["error"] and "scripts/worker.sh" in body["error"]
+            assert "JOBS_REDIS_URL" in body["error"] and response.headers["Retry-After"]
+            assert "Error 111" not in body["error"], body
+        with open(PERSON, "rb") as f:
+            again = requests.post(base + "/jobs", files={"video": ("clip.mp4", f)}, timeout=60)
+        assert (again.status_code, again.json()["code"]) == (503, "queue_unavailable")
+    finally:
+        stop(service)
+        stop(redis)
 
 
 def test_the_jobs_endpoints_answer_by_the_document(stack):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 
@@ -149,6 +150,20 @@ def test_every_control_is_labelled_and_a_phone_screen_fits(services, tmp_path):
                                                                                    "SELECT", "BUTTON")
     finally:
         driver.quit()
+
+
+def test_the_video_hint_points_to_a_readme_section_that_exists(browser, services):
+    """Without a job queue the page says how to start one, and the README section it
+    names is a real heading."""
+    browser.get(services.matting + "/")
+    wait_for(browser, "Object.keys(state.health).length > 0")  # the page asked /health
+    hint = browser.find_element("id", "video-off")
+    if not hint.is_displayed():
+        pytest.skip("a job queue with workers answers here: the hint is not shown")
+    assert "bash scripts/worker.sh" in hint.text
+    section = re.search(r'README: "([^"]+)"', hint.text).group(1)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert re.search(rf"^#+ {re.escape(section)}$", readme, re.MULTILINE), section
 
 
 def test_the_page_asks_for_an_api_key(tmp_path):
