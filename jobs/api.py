@@ -28,7 +28,7 @@ from werkzeug.utils import secure_filename
 from core.errors import ImageError, ParameterError, UserError
 from core.images import decode_image
 from core.video.errors import VideoError
-from core.video.reader import IMAGE_SUFFIXES, probe
+from core.video.reader import IMAGE_SUFFIXES, open_input, probe
 from jobs.params import FIELDS, FILE_FIELDS, parse
 from jobs.store import ACTIVE, CANCELLED, JobStore, QueueUnavailable, new_job_id, redacted_url
 from service_common.errors import APIError, ServiceUnavailable
@@ -150,7 +150,7 @@ def _video_problems(path: Path, label: str) -> None:
     import av
 
     try:
-        container = av.open(str(path))
+        container = open_input(path)
     except av.error.FFmpegError as exc:
         log.info("%s (%s): FFmpeg cannot open it: %s", label, path, exc)
         reason = _ffmpeg_reason(exc)

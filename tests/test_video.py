@@ -393,3 +393,17 @@ def test_notebook_through_the_services(tmp_path, services):
     # the same person over the same room: the two composites differ only at the edges.
     difference = np.abs(remote[2].astype(int) - local[2]).mean(axis=2)
     assert (difference > 40).mean() < 0.05, f"{(difference > 40).mean():.3f} of pixels differ"
+
+
+def test_playlists_that_open_other_files_are_refused(tmp_path):
+    """An HLS playlist naming a file on this machine would make FFmpeg read that file: a
+    video (an upload to the jobs API, say) is read with real container formats only."""
+    from core.video.errors import VideoError
+    from core.video.reader import probe
+
+    playlist = tmp_path / "clip.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n"
+                        f"{PERSON}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(VideoError, match="cannot open"):
+        probe(playlist)
+    assert probe(PERSON).frame_count > 0

@@ -175,6 +175,25 @@ def _first_frame_orientation(container, stream) -> str | None:
     return orientation(None, stream.metadata.get("rotate"))
 
 
+# Demuxers a video may be read with: real containers only. FFmpeg otherwise also takes
+# playlists and scripts (HLS .m3u8, concat lists...) that open other files named inside
+# them: an uploaded playlist could make a service read its own disk.
+INPUT_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,ogg,asf,gif,"
+                 "mxf,nut,dv,h264,hevc,m4v,wav,mp3,aac,flac")
+
+
+def open_input(path):
+    """``av.open`` for reading a user's video (or its audio) with the demuxers of
+    :data:`INPUT_FORMATS` only.
+
+    Raises:
+        av.error.FFmpegError: not a file FFmpeg reads as one of those.
+    """
+    import av
+
+    return av.open(str(path), options={"format_whitelist": INPUT_FORMATS})
+
+
 def probe(path) -> VideoInfo:
     """Read a video's size (upright, after its display rotation), frame rate, length and
     audio facts, decoding at most its first frame (for the rotation).
@@ -188,7 +207,7 @@ def probe(path) -> VideoInfo:
     if not os.path.isfile(path):
         raise VideoError(f"no such video file: {path}")
     try:
-        container = av.open(path)
+        container = open_input(path)
     except av.error.FFmpegError as exc:
         raise VideoError(f"cannot open {path} as a video: {exc}") from None
     with container:
@@ -248,12 +267,10 @@ class VideoReader:
 
     def __init__(self, path, size: tuple[int, int] | None = None, fit: str = "cover",
                  max_frames: int | None = None):
-        import av
-
         fitted_size((1, 1), (1, 1), fit)  # validates ``fit`` before anything is opened
         self.info = probe(path)
         self.size, self.fit, self.max_frames = size, fit, max_frames
-        self._container = av.open(str(path))
+        self._container = open_input(path)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
 

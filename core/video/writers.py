@@ -63,7 +63,9 @@ class AudioCopier:
                  audio_only: bool = False):
         import av
 
-        self._input = av.open(source)
+        from core.video.reader import open_input
+
+        self._input = open_input(source)
         self._in_stream = self._input.streams.audio[0]
         self._container, self._start, self._audio_only = container, start, audio_only
         in_ctx = self._in_stream.codec_context
