@@ -516,7 +516,7 @@ def test_without_redis_every_jobs_endpoint_is_503(tmp_path):
 
 
 def test_the_jobs_endpoints_answer_by_the_document(stack):
-    from tests.test_api_properties import check_every_operation
+    from tests.api_checks import check_every_operation
 
     checked = check_every_operation(stack.url, only=lambda label: "/jobs" in label, examples=15)
     assert {"POST /jobs", "GET /jobs/{job_id}", "DELETE /jobs/{job_id}",
