@@ -22,10 +22,6 @@ from service_common.errors import ServiceUnavailable
 # service package name -> the Admission the production server made before forking workers
 SHARED_ADMISSION: dict[str, "Admission"] = {}
 
-# Requests computing in this process (each gunicorn worker has its own count).
-_computing = 0
-_computing_lock = threading.Lock()
-
 
 class Busy(ServiceUnavailable):
     """Every slot and queue place is taken, or the wait passed the deadline (503)."""
@@ -135,31 +131,18 @@ def admitted(view):
         started = time.monotonic()
         if metrics is not None:
             metrics.queue_depth(admission.running + admission.waiting)
-        global _computing
-        with _computing_lock:
-            _computing += 1
         try:
             response = make_response(view(*args, **kwargs))
         finally:
             admission.leave(started)
             if metrics is not None:
                 metrics.queue_depth(admission.running + admission.waiting)
-            with _computing_lock:
-                _computing -= 1
-                idle = _computing == 0
-        if idle:
-            # Once the reply is sent, give the request's freed arrays back to the OS: without
-            # it a worker's memory creeps up over hours of load (benchmarks/load.py --soak).
-            response.call_on_close(_release_if_idle)
+        # Once the reply is sent, give the request's freed arrays back to the OS, even while
+        # another request computes in this worker: a worker that is never idle would
+        # otherwise keep its heap's peak (benchmarks/load.py --soak).
+        response.call_on_close(release_freed_memory)
         return response
     return wrapper
-
-
-def _release_if_idle() -> None:
-    with _computing_lock:
-        idle = _computing == 0
-    if idle:
-        release_freed_memory()
 
 
 def seconds_left(default: float) -> float:
