@@ -14,7 +14,7 @@ import math
 import threading
 import time
 
-from flask import current_app, g, has_app_context, make_response, request
+from flask import current_app, g, has_app_context, make_response
 
 from core.runtime import release_freed_memory
 from service_common.errors import ServiceUnavailable
@@ -125,9 +125,7 @@ def admitted(view):
         except Busy:
             if metrics is not None:
                 metrics.rejected()
-            # Read what the client sent before answering, so it is not cut off mid-upload.
-            request.get_data(cache=False)
-            raise
+            raise  # the app reads the rest of the body before answering (service_common.app)
         started = time.monotonic()
         if metrics is not None:
             metrics.queue_depth(admission.running + admission.waiting)
