@@ -39,14 +39,15 @@ def release_freed_memory() -> bool:
 
     With :func:`reuse_freed_memory` the heap keeps its peak; in a long-running service that
     peak creeps up as requests of different shapes overlap and fragment it. A service worker
-    calls this when it has no request left computing, so its resident memory returns to
-    what it really holds between requests. Costs a few milliseconds, plus page faults when
+    calls this after each reply is sent (service_common.admission), so its resident memory
+    follows what its requests really hold. Costs a few milliseconds, plus page faults when
     the next request touches the pages again. A no-op returning ``False`` without glibc.
     """
     try:
         return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False
+
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas (``M_ARENA_MAX``). Each thread that allocates may get an
